@@ -1,0 +1,131 @@
+"""Project datasets: atomic CSV files, per-session partitions, and an append-only log.
+
+Writes go to a temporary file in the target folder and are moved into place with
+`os.replace`, so a killed run never leaves a half-written file behind. These datasets are
+for local paths, which is where ml_lstm keeps its data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets.partitions import PartitionedDataset
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary sibling and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A pandas CSV file that is replaced atomically on save."""
+
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {"index": False}
+
+    def __init__(
+        self,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(PurePosixPath(filepath))
+        self._load_args = dict(load_args or {})
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
+        self.metadata = metadata
+
+    def load(self) -> pd.DataFrame:
+        return pd.read_csv(self._filepath, **self._load_args)
+
+    def save(self, data: pd.DataFrame) -> None:
+        write_text_atomically(self._filepath, data.to_csv(**self._save_args))
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "save_args": self._save_args}
+
+
+class SessionPartitionsDataset(PartitionedDataset):
+    """One atomic CSV per trading session (`<YYYY-MM-DD>.csv`) in a folder.
+
+    Loading an empty or missing folder gives `{}` rather than an error, so the first
+    ingestion run can ask which sessions are already stored.
+    """
+
+    def __init__(self, path: str, **kwargs: Any) -> None:
+        kwargs.setdefault("dataset", {"type": AtomicCSVDataset})
+        kwargs.setdefault("filename_suffix", ".csv")
+        super().__init__(path=path, **kwargs)
+
+    def load(self) -> dict[str, Any]:
+        if not self._filesystem.exists(self._normalized_path):
+            return {}
+        try:
+            return super().load()
+        except DatasetError as error:
+            if "No partitions found" in str(error):
+                return {}
+            raise
+
+    def _list_partitions(self) -> list[str]:
+        # Temporary files of an interrupted atomic write are not partitions.
+        return [
+            path
+            for path in super()._list_partitions()
+            if not PurePosixPath(path).name.startswith(".")
+        ]
+
+
+class AppendOnlyCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A CSV log that only grows: `save` appends the given rows, never rewrites earlier ones.
+
+    The first save writes the header; later saves must carry the same columns in the same
+    order. The append itself is atomic: the old bytes plus the new rows go to a temporary
+    file that replaces the log, so the earlier rows stay byte-for-byte identical.
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(PurePosixPath(filepath))
+        self.metadata = metadata
+
+    def load(self) -> pd.DataFrame:
+        return pd.read_csv(self._filepath)
+
+    def save(self, data: pd.DataFrame) -> None:
+        if self._filepath.is_file():
+            existing = self._filepath.read_text(encoding="utf-8")
+            header = existing.splitlines()[0].split(",") if existing else []
+            if header and header != list(data.columns):
+                raise DatasetError(
+                    f"Cannot append to {self._filepath}: its columns are {header}, the new "
+                    f"rows have {list(data.columns)}. Move the old log aside to change columns."
+                )
+            if existing and not existing.endswith("\n"):
+                existing += "\n"
+            text = existing + data.to_csv(index=False, header=not header)
+        else:
+            text = data.to_csv(index=False)
+        write_text_atomically(self._filepath, text)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,49 @@
+"""Project pipelines: each stage as one namespaced copy per enabled instrument."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from ml_lstm.instruments import enabled_instrument_names
+from ml_lstm.pipelines import data_processing, inference, ingestion, modelling
+
+STAGES = {
+    "ingestion": ingestion.create_pipeline,
+    "data_processing": data_processing.create_pipeline,
+    "modelling": modelling.create_pipeline,
+    "inference": inference.create_pipeline,
+}
+
+# Inputs shared by every instrument rather than namespaced per instrument.
+SHARED_INPUTS = {"run_info"}
+
+
+def for_instrument(pipeline: Pipeline, instrument: str) -> Pipeline:
+    """`pipeline` in the namespace `instrument`, reading that instrument's parameters.
+
+    Stage parameters (params:modelling, ...) stay shared; `params:instrument` maps to
+    `params:instruments.<instrument>`.
+    """
+    parameters = {
+        name: f"params:instruments.{instrument}" if name == "params:instrument" else name
+        for name in pipeline.inputs()
+        if name.startswith("params:")
+    }
+    return Pipeline(
+        pipeline,
+        namespace=instrument,
+        parameters=parameters,
+        inputs=SHARED_INPUTS & pipeline.inputs(),
+    )
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Registers `ingestion`, `data_processing`, `modelling`, `inference` and `__default__`."""
+    instruments = enabled_instrument_names()
+    pipelines: dict[str, Pipeline] = {}
+    for stage, create in STAGES.items():
+        pipelines[stage] = sum(
+            (for_instrument(create(), name) for name in instruments), Pipeline([])
+        )
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    return pipelines
