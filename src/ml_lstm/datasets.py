@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
@@ -35,7 +35,7 @@ def write_text_atomically(path: Path, text: str) -> None:
 class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """A pandas CSV file that is replaced atomically on save."""
 
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {"index": False}
+    DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {"index": False}
 
     def __init__(
         self,

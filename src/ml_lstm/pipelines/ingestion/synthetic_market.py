@@ -87,7 +87,7 @@ class SyntheticMarket:
         return list(index[(index >= pd.Timestamp(start)) & (index <= pd.Timestamp(end))])
 
     def session_bars(self, session: str | date | pd.Timestamp) -> pd.DataFrame:
-        """Minute bars of one session: timestamp (bar start, UTC), open, high, low, close, volume."""
+        """Minute bars of one session: timestamp (bar start, UTC) and OHLCV."""
         label = pd.Timestamp(session).tz_localize(None).normalize()
         if label not in self._daily_closes.index:
             raise ValueError(f"{label.date()} is not a {self.profile.calendar} session.")
@@ -122,7 +122,7 @@ class SyntheticMarket:
         )
         highs = np.maximum.reduce([highs, opens, closes])
         lows = np.minimum.reduce([lows, opens, closes])
-        decimals = max(0, int(round(-np.log10(tick))))
+        decimals = max(0, round(-np.log10(tick)))
 
         volume_noise = rng.lognormal(mean=-0.125, sigma=0.5, size=n)
         volume = np.round(
