@@ -1,0 +1,1 @@
+"""Benchmarks: each compares ml_lstm against a reference implementation in the same run."""

@@ -1,0 +1,83 @@
+"""Shared measurement for the benchmarks: wall time and peak memory, ours against a reference.
+
+Each side runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its
+own and imports already paid by the other side do not flatter either.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_CHILD = """
+import json, resource, sys, time, runpy
+target, function = sys.argv[1], sys.argv[2]
+args = json.loads(sys.argv[3])
+if target.endswith(".py"):
+    func = runpy.run_path(target)[function]
+else:
+    func = getattr(__import__(target, fromlist=[function]), function)
+start = time.perf_counter()
+func(**args)
+elapsed = time.perf_counter() - start
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": elapsed, "peak_mib": peak_kib / 1024}))
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    seconds: float
+    peak_mib: float
+
+
+def measure(module: str, function: str, repeat: int = 1, **kwargs: object) -> Measurement:
+    """Runs `module.function(**kwargs)` in a fresh interpreter; the best of `repeat` runs.
+
+    Only the call itself is timed (imports are not); peak memory is the process's maximum
+    resident set size, imports included.
+    """
+    runs = []
+    for _ in range(repeat):
+        result = subprocess.run(
+            [sys.executable, "-c", _CHILD, module, function, json.dumps(kwargs)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda run: run["seconds"])
+    return Measurement(best["seconds"], max(run["peak_mib"] for run in runs))
+
+
+def report(name: str, ours: Measurement, reference: Measurement, reference_name: str) -> dict:
+    """Prints one comparison line (ratios are ours / reference) and returns it as a dict."""
+    row = {
+        "benchmark": name,
+        "reference": reference_name,
+        "ours_s": round(ours.seconds, 3),
+        "reference_s": round(reference.seconds, 3),
+        "time_ratio": round(ours.seconds / reference.seconds, 3),
+        "ours_peak_mib": round(ours.peak_mib, 1),
+        "reference_peak_mib": round(reference.peak_mib, 1),
+        "memory_ratio": round(ours.peak_mib / reference.peak_mib, 3),
+    }
+    print(
+        f"{name}: {row['ours_s']:.3f} s vs {reference_name} {row['reference_s']:.3f} s "
+        f"-> time ratio {row['time_ratio']:.2f}; peak {row['ours_peak_mib']:.0f} MiB vs "
+        f"{row['reference_peak_mib']:.0f} MiB -> memory ratio {row['memory_ratio']:.2f}",
+        flush=True,
+    )
+    return row
+
+
+def timed(func, *args, **kwargs) -> tuple[object, float]:
+    """Calls func and returns (result, seconds)."""
+    start = time.perf_counter()
+    result = func(*args, **kwargs)
+    return result, time.perf_counter() - start
