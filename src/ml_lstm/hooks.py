@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -18,8 +20,46 @@ class InstrumentsHook:
 
 
 class RunInfoHook:
-    """Provides `run_info` (the run's save version) so artefacts can name their version."""
+    """Provides `run_info`: the run's save version and the code's git commit.
+
+    Model artefacts name their version after the run, so a prediction can be traced back to
+    the model, the data and the code that produced it.
+    """
+
+    def __init__(self) -> None:
+        self._project_path: Path | None = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._project_path = Path(context.project_path)
 
     @hook_impl
     def after_catalog_created(self, catalog: Any, save_version: str) -> None:
-        catalog["run_info"] = {"run_id": save_version}
+        catalog["run_info"] = {
+            "run_id": save_version,
+            "git_commit": git_commit(self._project_path or Path.cwd()),
+        }
+
+
+def git_commit(project_path: Path) -> str | None:
+    """The checked-out commit (with a `-dirty` suffix for local changes), or None."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
