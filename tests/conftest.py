@@ -1,0 +1,50 @@
+"""Shared fixtures: the project's own configuration, shrunk to run in seconds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from support import PROJECT_ROOT, SMALL_RUN, merge
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def project_parameters() -> dict[str, Any]:
+    """The committed base parameters (conf/base), as a Kedro run would see them."""
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env="base",
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
+
+
+@pytest.fixture(scope="session")
+def small_parameters(project_parameters: dict[str, Any]) -> dict[str, Any]:
+    """Base parameters shrunk by SMALL_RUN."""
+    return merge(project_parameters, SMALL_RUN)
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A throw-away copy of the project (conf and empty data folders), so runs never touch
+    the repository's own data/."""
+    target = tmp_path / "project"
+    target.mkdir()
+    shutil.copy2(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
+    (target / "conf" / "local").mkdir()
+    # Kedro requires <project>/src to exist; the package itself is the installed one.
+    (target / "src").mkdir()
+    for layer in sorted((PROJECT_ROOT / "data").iterdir()):
+        if layer.is_dir():
+            (target / "data" / layer.name).mkdir(parents=True)
+    return target

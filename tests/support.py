@@ -1,0 +1,36 @@
+"""Constants and helpers shared by the tests (importable as `support`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+requires_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason="../shared/data is absent (real market data for development)"
+)
+
+# A short backfill and a tiny model: the whole default pipeline in a few seconds.
+SMALL_RUN: dict[str, Any] = {
+    "ingestion": {"start_date": "2024-01-02", "end_date": "2024-03-28"},
+    "modelling": {
+        "lookback": 8,
+        "model": {"lstm_units": [8], "dense_units": 4},
+        "training": {"epochs": 2, "batch_size": 32, "patience": 1},
+    },
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    """`base` with `override` merged in, key by key (nested dicts merged, not replaced)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

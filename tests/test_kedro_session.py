@@ -1,0 +1,51 @@
+"""`kedro run` as users run it: a KedroSession over a throw-away copy of the project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from support import PROJECT_ROOT, SMALL_RUN
+
+pytestmark = pytest.mark.slow
+
+
+def run_project(project: Path, **run_args) -> None:
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, runtime_params=SMALL_RUN) as session:
+        session.run(**run_args)
+
+
+def repository_data_files() -> set[Path]:
+    return {path for path in (PROJECT_ROOT / "data").rglob("*") if path.is_file()}
+
+
+def test_default_run_twice_leaves_model_metrics_and_one_prediction_per_run(project_copy):
+    before = repository_data_files()
+
+    run_project(project_copy)
+    run_project(project_copy)
+
+    data = project_copy / "data"
+    models = sorted((data / "06_models/nvda/lstm_model.keras").iterdir())
+    assert len(models) == 2 and all((m / "lstm_model.keras").stat().st_size > 0 for m in models)
+    scalers = sorted((data / "06_models/nvda/scaler.json").iterdir())
+    assert [s.name for s in scalers] == [m.name for m in models]
+    metrics = json.loads((data / "08_reporting/nvda/metrics.json").read_text())
+    assert {"lstm", "persistence"} <= set(metrics)
+    assert set(metrics["lstm"]) >= {"mae", "rmse", "mase", "directional_accuracy"}
+    predictions = pd.read_csv(data / "07_model_output/nvda/predictions.csv")
+    assert len(predictions) == 2
+    assert list(predictions["model_version"]) == [m.name for m in models]
+    assert (data / "03_primary/nvda/hourly_bars.csv").is_file()
+    assert repository_data_files() == before
+
+
+def test_one_namespace_runs_alone(project_copy):
+    run_project(project_copy, namespaces=["nvda"])
+
+    assert (project_copy / "data/07_model_output/nvda/predictions.csv").is_file()
