@@ -1,13 +1,19 @@
-"""Sliding windows over a feature matrix, as zero-copy views (no Python loops)."""
+"""Labels and sliding windows over a feature matrix, as zero-copy views (no Python loops)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+TARGETS = ("log_return", "price", "direction")
+
 
 def target_values(table: pd.DataFrame, target: str, horizon: int) -> np.ndarray:
-    """The label of each row: what happens `horizon` bars after it (NaN at the end)."""
+    """The label of each row: what happens `horizon` bars after it (NaN at the end).
+
+    `log_return` is log(close[t+h] / close[t]), `price` is close[t+h], and `direction` is
+    1.0 when close[t+h] > close[t], else 0.0 (a flat move counts as "not up").
+    """
     close = table["close"].to_numpy(dtype="float64")
     future = np.full_like(close, np.nan)
     future[: len(close) - horizon] = close[horizon:]
@@ -15,13 +21,25 @@ def target_values(table: pd.DataFrame, target: str, horizon: int) -> np.ndarray:
         return np.log(future / close)
     if target == "price":
         return future
-    raise ValueError(f"Unknown modelling.target {target!r}: expected 'log_return' or 'price'.")
+    if target == "direction":
+        return np.where(np.isnan(future), np.nan, (future > close).astype("float64"))
+    raise ValueError(f"Unknown modelling.target {target!r}: expected one of {list(TARGETS)}.")
 
 
 def window_view(matrix: np.ndarray, lookback: int) -> np.ndarray:
-    """All windows of `lookback` consecutive rows: shape (n - lookback + 1, lookback, k)."""
+    """All windows of `lookback` consecutive rows: shape (n - lookback + 1, lookback, k).
+
+    A read-only view on `matrix`: no row is copied until a caller indexes it.
+    """
     windows = np.lib.stride_tricks.sliding_window_view(matrix, lookback, axis=0)
     return windows.transpose(0, 2, 1)
+
+
+def window_ends(table: pd.DataFrame, labels: np.ndarray, split: str, lookback: int) -> np.ndarray:
+    """Row positions of the last bar of every complete, labelled window ending in `split`."""
+    ends = np.arange(lookback - 1, len(table))
+    keep = (table["split"].to_numpy()[ends] == split) & ~np.isnan(labels[ends])
+    return ends[keep]
 
 
 def split_windows(
@@ -29,10 +47,9 @@ def split_windows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows whose last row belongs to `split`, their labels and their row positions.
 
-    A window may reach back into an earlier split (past data); its label is the row's own,
-    which the split boundaries keep inside the same split.
+    A window may reach back into the purge gap before its split (past data only); its
+    label is the row's own, and the purge gap keeps every label inside its split.
     """
-    windows = window_view(scaled, lookback)
-    ends = np.arange(lookback - 1, len(table))
-    keep = (table["split"].to_numpy()[ends] == split) & ~np.isnan(labels[ends])
-    return windows[keep], labels[ends][keep], ends[keep]
+    ends = window_ends(table, labels, split, lookback)
+    windows = window_view(scaled, lookback)[ends - (lookback - 1)]
+    return windows, labels[ends], ends

@@ -1,0 +1,125 @@
+"""Forecast errors on the price scale and directional accuracy with a confidence interval.
+
+Definitions (every model is scored on the same test rows t, forecasting close[t+h]):
+
+- MAE = mean |close[t+h] - forecast|; RMSE = sqrt(mean (close[t+h] - forecast)^2).
+- MAPE = 100 * mean |close[t+h] - forecast| / |close[t+h]| (percent).
+- MASE = MAE / mean |close[s+h] - close[s]| over the training split (Hyndman's scaling: the
+  in-sample error of the h-step persistence forecast). MASE < 1: better than persistence
+  was in training; compare models with each other on the same rows, where MASE orders them
+  exactly as MAE does.
+- relative_mae = MAE / persistence MAE on the same test rows (< 1: beats persistence).
+- directional_accuracy: share of rows where sign(forecast - close[t]) equals
+  sign(close[t+h] - close[t]), over rows where the forecast moves at all (persistence has
+  no direction: None). A flat actual move is a miss. The 95% interval is Wilson's score
+  interval for a binomial proportion.
+- For the `direction` target the LSTM forecasts P(close[t+h] > close[t]), not a price: its
+  price errors are None, it predicts "up" when P > 0.5, and it also gets log_loss and brier.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> list[float] | None:
+    """Wilson's score interval [low, high] for a binomial proportion (None without trials)."""
+    if trials == 0:
+        return None
+    share = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (share + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / denominator
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def naive_scale(train_close: np.ndarray, horizon: int) -> float:
+    """Mean absolute h-step change of the training closes: the MASE denominator."""
+    scale = float(np.abs(train_close[horizon:] - train_close[:-horizon]).mean())
+    if not scale > 0:
+        raise ValueError("The training split's close never moves: MASE is undefined.")
+    return scale
+
+
+def direction_scores(predicted_move: np.ndarray, actual_move: np.ndarray) -> dict:
+    """Directional accuracy, its Wilson 95% interval and the rows it was counted on."""
+    has_direction = predicted_move != 0
+    trials = int(has_direction.sum())
+    hits = int((np.sign(predicted_move) == np.sign(actual_move))[has_direction].sum())
+    return {
+        "directional_accuracy": hits / trials if trials else None,
+        "directional_accuracy_ci95": wilson_interval(hits, trials),
+        "directional_rows": trials,
+    }
+
+
+def price_metrics(
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    last: np.ndarray,
+    scale: float,
+    persistence_mae: float | None = None,
+) -> dict[str, float | list[float] | int | None]:
+    """MAE, RMSE, MAPE, MASE, relative MAE and directional accuracy of price forecasts."""
+    actual = np.asarray(actual, dtype="float64")
+    predicted = np.asarray(predicted, dtype="float64")
+    last = np.asarray(last, dtype="float64")
+    error = actual - predicted
+    mae = float(np.abs(error).mean())
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt((error**2).mean())),
+        "mape": float(100 * np.mean(np.abs(error) / np.abs(actual))),
+        "mase": mae / scale,
+        "relative_mae": mae / persistence_mae if persistence_mae else None,
+        **direction_scores(predicted - last, actual - last),
+        "rows": len(actual),
+    }
+
+
+def probability_metrics(
+    actual: np.ndarray, probability_up: np.ndarray, last: np.ndarray
+) -> dict[str, float | list[float] | int | None]:
+    """Scores of an up/down classifier: no price errors, accuracy, log loss and Brier score."""
+    actual = np.asarray(actual, dtype="float64")
+    last = np.asarray(last, dtype="float64")
+    probability = np.clip(np.asarray(probability_up, dtype="float64"), 1e-7, 1 - 1e-7)
+    went_up = (actual > last).astype("float64")
+    return {
+        "mae": None,
+        "rmse": None,
+        "mape": None,
+        "mase": None,
+        "relative_mae": None,
+        **direction_scores(np.where(probability > 0.5, 1.0, -1.0), actual - last),
+        "log_loss": float(
+            -np.mean(went_up * np.log(probability) + (1 - went_up) * np.log(1 - probability))
+        ),
+        "brier": float(np.mean((probability - went_up) ** 2)),
+        "rows": len(actual),
+    }
+
+
+def lstm_beats_persistence(metrics: dict) -> bool:
+    """Whether the LSTM beats persistence on the test rows.
+
+    Price targets: lower MASE (same rows, so lower MAE). Direction target (persistence has
+    no direction): the lower end of the LSTM's 95% accuracy interval is above one half.
+    """
+    lstm = metrics["lstm"]
+    if lstm["mase"] is not None:
+        return lstm["mase"] < metrics["persistence"]["mase"]
+    interval = lstm["directional_accuracy_ci95"]
+    return bool(interval and interval[0] > 0.5)
+
+
+def promotion_score(metrics: dict) -> tuple[str, float | None]:
+    """The metric promotion compares (lower is better): MASE, or log loss for direction."""
+    lstm = metrics["lstm"]
+    if lstm.get("mase") is not None:
+        return "mase", lstm["mase"]
+    return "log_loss", lstm.get("log_loss")
