@@ -2,36 +2,121 @@
 
 Every time here is a tz-aware UTC timestamp; session labels are dates in the exchange's
 own calendar.
+
+Besides exchange_calendars' own calendars, two over-the-counter 24x5 calendars are
+registered here, both labelling a session by the New York date on which it closes:
+
+- ``FX-NY``: spot FX, Sunday 17:00 to Friday 17:00 New York time, one session per day from
+  17:00 to 17:00 (the usual New York roll), no daily break.
+- ``METALS-NY``: spot metals at Interactive Brokers (XAGUSD, XAUUSD), Sunday 18:00 to
+  Friday 17:00 New York time with a daily break from 17:00 to 18:00, so each session runs
+  18:00 (previous day) to 17:00.
+
+exchange_calendars' ``24/5`` cuts sessions at UTC midnight instead, which puts the daily
+17:00-18:00 break of metals inside a session (a false one-hour gap every day) and the
+Sunday-evening open outside any session. Both OTC calendars close on 25 December and
+1 January, the two days on which the OTC market does not trade; the thin days around
+them stay sessions.
+
+Extended hours (``trading_sessions(..., extended=True)``) are known for XNYS and XNAS:
+pre-market from 04:00 and after-hours until 20:00 New York time; on early-close days
+(13:00) the after-hours session ends at 17:00.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import time
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
+from exchange_calendars.exchange_calendar import ExchangeCalendar, HolidayCalendar
+from pandas.tseries.holiday import Holiday
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class _NewYorkOTCCalendar(ExchangeCalendar):
+    """24x5 over-the-counter market whose sessions open the evening before their label."""
+
+    tz = NEW_YORK
+    close_times = ((None, time(17)),)
+
+    @property
+    def open_offset(self) -> int:
+        return -1
+
+    @property
+    def regular_holidays(self) -> HolidayCalendar:
+        return HolidayCalendar(
+            [
+                Holiday("New Year's Day", month=1, day=1),
+                Holiday("Christmas Day", month=12, day=25),
+            ]
+        )
+
+
+class SpotFXCalendar(_NewYorkOTCCalendar):
+    """Spot FX: 17:00 to 17:00 New York time, Sunday evening to Friday evening."""
+
+    name = "FX-NY"
+    open_times = ((None, time(17)),)
+
+
+class SpotMetalsCalendar(_NewYorkOTCCalendar):
+    """IB spot metals: 18:00 to 17:00 New York time, with the daily 17:00-18:00 break."""
+
+    name = "METALS-NY"
+    open_times = ((None, time(18)),)
+
+
+for _calendar in (SpotFXCalendar, SpotMetalsCalendar):
+    if _calendar.name not in xcals.get_calendar_names():
+        xcals.register_calendar_type(_calendar.name, _calendar)
+
+
+@dataclass(frozen=True)
+class ExtendedHours:
+    """Pre-market open and after-hours close (exchange local time) around regular hours."""
+
+    pre_market_open: time
+    after_hours_close: time
+    after_hours_close_on_early_close: time
+
+
+EXTENDED_HOURS = {
+    "XNYS": ExtendedHours(time(4), time(20), time(17)),
+    "XNAS": ExtendedHours(time(4), time(20), time(17)),
+}
 
 
 @lru_cache(maxsize=16)
 def get_calendar(name: str) -> xcals.ExchangeCalendar:
-    """The exchange_calendars calendar called `name` (e.g. XNYS, "24/5")."""
+    """The exchange_calendars calendar called `name` (e.g. XNYS, "24/5", METALS-NY)."""
     try:
         return xcals.get_calendar(name, start="2000-01-03")
     except xcals.errors.InvalidCalendarName as error:
         raise ValueError(
             f"Unknown calendar {name!r}: expected an exchange_calendars name such as "
-            "XNYS, XNAS, CMES or 24/5."
+            "XNYS, XNAS, CMES or 24/5, or one of ml_lstm's FX-NY, METALS-NY."
         ) from error
 
 
 def trading_sessions(
-    calendar: str, start: str | pd.Timestamp, end: str | pd.Timestamp
+    calendar: str,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    *,
+    extended: bool = False,
 ) -> pd.DataFrame:
     """Sessions between two dates (inclusive) with their UTC open and close.
 
     Returns a frame indexed by session date (naive, the exchange's label) with columns
-    `open` and `close`.
+    `open` and `close`. With `extended`, open and close are those of the pre-market and
+    the after-hours session (only for calendars in EXTENDED_HOURS).
     """
     cal = get_calendar(calendar)
     first = max(pd.Timestamp(start).tz_localize(None).normalize(), cal.first_session)
@@ -46,7 +131,45 @@ def trading_sessions(
         )
     schedule = cal.schedule.loc[first:last, ["open", "close"]]
     schedule.index.name = "session"
+    if extended:
+        schedule = _extended_schedule(cal, schedule)
     return schedule
+
+
+def _extended_schedule(cal: xcals.ExchangeCalendar, schedule: pd.DataFrame) -> pd.DataFrame:
+    hours = EXTENDED_HOURS.get(cal.name)
+    if hours is None:
+        raise ValueError(
+            f"Extended hours are not known for the {cal.name} calendar: set extended_hours: "
+            f"false for this instrument (known: {', '.join(sorted(EXTENDED_HOURS))})."
+        )
+    labels = schedule.index
+    early = labels.isin(cal.early_closes)
+
+    def local(at: time) -> pd.Timedelta:
+        return pd.Timedelta(hours=at.hour, minutes=at.minute)
+
+    after_close = np.where(
+        early, local(hours.after_hours_close_on_early_close), local(hours.after_hours_close)
+    )
+    opens = (labels + local(hours.pre_market_open)).tz_localize(cal.tz).tz_convert("UTC")
+    closes = (labels + pd.TimedeltaIndex(after_close)).tz_localize(cal.tz).tz_convert("UTC")
+    return pd.DataFrame(
+        {"open": opens.as_unit("ns"), "close": closes.as_unit("ns")},
+        index=labels,
+    )
+
+
+def instrument_sessions(
+    instrument: dict, start: str | pd.Timestamp, end: str | pd.Timestamp
+) -> pd.DataFrame:
+    """`trading_sessions` of an instrument's calendar, extended hours if it asks for them."""
+    return trading_sessions(
+        instrument["calendar"],
+        start,
+        end,
+        extended=bool(instrument.get("extended_hours", False)),
+    )
 
 
 def session_of(timestamps: pd.Series, sessions: pd.DataFrame) -> np.ndarray:

@@ -1,6 +1,16 @@
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import add_features, clean_minute_bars, combine_minute_bars, resample_to_session_bars
+from .nodes import (
+    accept_minute_bars,
+    add_features,
+    analyse_gaps,
+    combine_minute_bars,
+    fill_gaps,
+    list_sessions,
+    plot_gaps,
+    resample_to_session_bars,
+    validate_minute_bars,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -13,21 +23,51 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="combine_minute_bars",
             ),
             Node(
-                func=clean_minute_bars,
-                inputs="combined_minute_bars",
+                func=validate_minute_bars,
+                inputs=["combined_minute_bars", "params:instrument", "params:data_processing"],
+                outputs=["valid_minute_bars", "rejected_minute_bars", "validation_report"],
+                name="validate_minute_bars",
+            ),
+            Node(
+                func=accept_minute_bars,
+                inputs=["valid_minute_bars", "validation_report", "params:data_processing"],
                 outputs="minute_bars",
-                name="clean_minute_bars",
+                name="accept_minute_bars",
+            ),
+            Node(
+                func=list_sessions,
+                inputs=["minute_bars", "params:instrument"],
+                outputs="sessions",
+                name="list_sessions",
+            ),
+            Node(
+                func=analyse_gaps,
+                inputs=["minute_bars", "sessions", "params:instrument", "params:data_processing"],
+                outputs="gap_report",
+                name="analyse_gaps",
+            ),
+            Node(
+                func=plot_gaps,
+                inputs="gap_report",
+                outputs="gap_chart",
+                name="plot_gaps",
+            ),
+            Node(
+                func=fill_gaps,
+                inputs=["minute_bars", "sessions", "params:data_processing"],
+                outputs="filled_minute_bars",
+                name="fill_gaps",
             ),
             Node(
                 func=resample_to_session_bars,
-                inputs=["minute_bars", "params:instrument", "params:data_processing"],
+                inputs=["filled_minute_bars", "sessions", "params:data_processing"],
                 outputs="hourly_bars",
                 name="resample_to_session_bars",
             ),
             Node(
                 func=add_features,
-                inputs=["hourly_bars", "params:data_processing"],
-                outputs="features",
+                inputs=["hourly_bars", "params:instrument", "params:data_processing"],
+                outputs=["features", "feature_list"],
                 name="add_features",
             ),
         ]

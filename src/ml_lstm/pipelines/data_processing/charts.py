@@ -1,0 +1,48 @@
+"""The gap chart: missing minutes per session, filled and left, and missing sessions."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def gap_chart(gap_report: dict) -> Figure:
+    """Stacked bars of filled and unfilled missing minutes per session; missing sessions red."""
+    sessions = pd.DataFrame(gap_report["sessions"])
+    figure = Figure(figsize=(12, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    title = (
+        f"{gap_report['symbol']} ({gap_report['calendar']}"
+        f"{', extended hours' if gap_report['extended_hours'] else ''}): missing minutes "
+        f"per session, gaps up to {gap_report['max_fill_minutes']} min filled"
+    )
+    axes.set_title(title)
+    axes.set_ylabel("minutes")
+    if not sessions.empty:
+        dates = pd.to_datetime(sessions["session"])
+        width = 0.8
+        axes.bar(dates, sessions["filled_minutes"], width=width, color="tab:orange", label="filled")
+        axes.bar(
+            dates,
+            sessions["unfilled_minutes"],
+            width=width,
+            bottom=sessions["filled_minutes"],
+            color="tab:blue",
+            label="left as gap",
+        )
+    for index, block in enumerate(gap_report["missing_sessions"]):
+        axes.axvspan(
+            pd.Timestamp(block["first"]) - pd.Timedelta(hours=12),
+            pd.Timestamp(block["last"]) + pd.Timedelta(hours=12),
+            color="tab:red",
+            alpha=0.25,
+            label="missing sessions" if index == 0 else None,
+        )
+    axes.legend(loc="upper right")
+    summary = gap_report["summary"]
+    axes.set_xlabel(
+        f"{summary['sessions_present']} sessions with bars, {summary['sessions_missing']} "
+        f"missing; {summary['gaps']} gaps ({summary['gap_minutes']} min), "
+        f"{summary['filled_gaps']} filled"
+    )
+    return figure

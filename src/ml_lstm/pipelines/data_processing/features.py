@@ -1,0 +1,110 @@
+"""Technical features of session-aligned bars, each computed from its own and earlier rows.
+
+Every indicator is a causal pandas operation (shift, rolling, ewm), so a row never reads a
+later one. Each family reports how many leading rows it needs (`history`) so that warm-up
+rows can be dropped explicitly. EMAs are recursive (adjust=False) and seeded with the first
+close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FEATURE_FAMILIES = (
+    "return",
+    "log_return",
+    "sma",
+    "ema",
+    "rsi",
+    "macd",
+    "volatility",
+    "session_position",
+    "day_of_week",
+)
+
+
+def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Series], int]:
+    """Price indicators named as in the feature table, and the rows of history they need."""
+    include = set(settings.get("include", FEATURE_FAMILIES))
+    unknown = include - set(FEATURE_FAMILIES)
+    if unknown:
+        raise ValueError(
+            f"data_processing.features.include names unknown families {sorted(unknown)}; "
+            f"expected some of {list(FEATURE_FAMILIES)}."
+        )
+    columns: dict[str, pd.Series] = {}
+    history = [0]
+    log_return = np.log(close / close.shift(1))
+    if "return" in include:
+        columns["return"] = close / close.shift(1) - 1
+        history.append(1)
+    if "log_return" in include:
+        columns["log_return"] = log_return
+        history.append(1)
+    if "sma" in include:
+        for window in settings["sma_windows"]:
+            columns[f"sma_{window}"] = close.rolling(window).mean()
+            history.append(window - 1)
+    if "ema" in include:
+        for window in settings["ema_windows"]:
+            columns[f"ema_{window}"] = ema(close, window)
+            history.append(window - 1)
+    if "rsi" in include:
+        window = settings["rsi_window"]
+        columns[f"rsi_{window}"] = wilder_rsi(close, window)
+        history.append(window)
+    if "macd" in include:
+        fast, slow, signal = (settings["macd"][key] for key in ("fast", "slow", "signal"))
+        macd = ema(close, fast) - ema(close, slow)
+        columns["macd"] = macd
+        columns["macd_signal"] = macd.ewm(span=signal, adjust=False, min_periods=signal).mean()
+        history.append(max(fast, slow) + signal - 2)
+    if "volatility" in include:
+        for window in settings["volatility_windows"]:
+            columns[f"volatility_{window}"] = log_return.rolling(window).std()
+            history.append(window)
+    return columns, max(history)
+
+
+def calendar_columns(
+    bar_start: pd.Series,
+    session_open: pd.Series,
+    session_close: pd.Series,
+    session: pd.Series,
+    settings: dict,
+) -> dict[str, pd.Series]:
+    """Position of the bar in its session and day of week of the session, as sin/cos pairs.
+
+    Position is the share of the session elapsed at the bar's start (0 at the open); day of
+    week uses a 7-day cycle (Monday 0), so Friday to Monday is three days apart.
+    """
+    include = set(settings.get("include", FEATURE_FAMILIES))
+    columns: dict[str, pd.Series] = {}
+    if "session_position" in include:
+        elapsed = (bar_start - session_open) / (session_close - session_open)
+        columns["session_position_sin"] = np.sin(2 * np.pi * elapsed)
+        columns["session_position_cos"] = np.cos(2 * np.pi * elapsed)
+    if "day_of_week" in include:
+        weekday = pd.to_datetime(session).dt.dayofweek
+        columns["day_of_week_sin"] = np.sin(2 * np.pi * weekday / 7)
+        columns["day_of_week_cos"] = np.cos(2 * np.pi * weekday / 7)
+    return columns
+
+
+def ema(values: pd.Series, window: int) -> pd.Series:
+    """Recursive exponential moving average with span `window`, empty for the first rows."""
+    return values.ewm(span=window, adjust=False, min_periods=window).mean()
+
+
+def wilder_rsi(close: pd.Series, window: int) -> pd.Series:
+    """Wilder's RSI: smoothed gains over smoothed losses, on a 0-100 scale.
+
+    100 when there were only gains, 0 with only losses, 50 when the price did not move.
+    """
+    change = close.diff()
+    gain = change.clip(lower=0).ewm(alpha=1 / window, adjust=False, min_periods=window).mean()
+    loss = (-change.clip(upper=0)).ewm(alpha=1 / window, adjust=False, min_periods=window).mean()
+    total = gain + loss
+    rsi = 100 * gain / total.where(total > 0)
+    return rsi.where(total > 0, 50.0).where(gain.notna())

@@ -1,0 +1,133 @@
+"""Where minutes are missing inside sessions, and filling the short gaps from the past.
+
+A gap is a run of missing minutes inside one session's [open, close): before the first bar
+of the session (`leading`), between two bars (`inside`) or after the last bar up to the
+close (`trailing`). Time outside sessions (nights, weekends, holidays, after an early close)
+is never a gap. A session without any bar is a missing session, not a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml_lstm.calendars import session_of
+
+MINUTE_NS = 60_000_000_000
+GAP_KINDS = ("leading", "inside", "trailing")
+
+
+@dataclass
+class SessionMinutes:
+    """Minute bars located in their sessions (all arrays aligned with the bars)."""
+
+    timestamp_ns: np.ndarray
+    session: np.ndarray  # position in the sessions frame
+    minute: np.ndarray  # minutes since the session's open
+    session_minutes: np.ndarray  # expected minutes of each session (per session)
+
+
+@dataclass
+class Gaps:
+    """One entry per gap; `after_row` is the bar before the gap (-1 for leading gaps)."""
+
+    session: np.ndarray
+    start_ns: np.ndarray
+    minutes: np.ndarray
+    kind: np.ndarray  # index into GAP_KINDS
+    after_row: np.ndarray
+
+
+def utc_nanoseconds(values: pd.Series | pd.Index) -> np.ndarray:
+    """int64 UTC nanoseconds of tz-aware timestamps."""
+    if isinstance(values, pd.Index):
+        values = values.to_series()
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("int64")
+
+
+def locate_minutes(bars: pd.DataFrame, sessions: pd.DataFrame) -> SessionMinutes:
+    """Session and minute-of-session of each bar; every bar must lie inside a session."""
+    position = session_of(bars["timestamp"], sessions)
+    if (position < 0).any():
+        first = bars["timestamp"].iloc[int(np.flatnonzero(position < 0)[0])]
+        raise ValueError(f"Minute bar at {first} lies outside the sessions of the calendar.")
+    opens = utc_nanoseconds(sessions["open"])
+    closes = utc_nanoseconds(sessions["close"])
+    timestamp_ns = utc_nanoseconds(bars["timestamp"])
+    return SessionMinutes(
+        timestamp_ns=timestamp_ns,
+        session=position,
+        minute=(timestamp_ns - opens[position]) // MINUTE_NS,
+        session_minutes=(closes - opens) // MINUTE_NS,
+    )
+
+
+def find_gaps(located: SessionMinutes, opens_ns: np.ndarray) -> Gaps:
+    """Every run of missing minutes inside the sessions that have at least one bar."""
+    session, minute = located.session, located.minute
+    n = len(session)
+    if n == 0:
+        empty = np.array([], dtype=np.int64)
+        return Gaps(empty, empty, empty, empty, empty)
+    new_session = np.ones(n, dtype=bool)
+    new_session[1:] = session[1:] != session[:-1]
+    last_of_session = np.ones(n, dtype=bool)
+    last_of_session[:-1] = new_session[1:]
+
+    leading = np.flatnonzero(new_session & (minute > 0))
+    step = np.diff(minute, prepend=0)
+    inside = np.flatnonzero(~new_session & (step > 1))
+    expected = located.session_minutes[session]
+    trailing = np.flatnonzero(last_of_session & (minute < expected - 1))
+
+    gap_session = np.concatenate([session[leading], session[inside], session[trailing]])
+    gap_start_minute = np.concatenate(
+        [np.zeros(len(leading), np.int64), minute[inside - 1] + 1, minute[trailing] + 1]
+    )
+    gap_minutes = np.concatenate(
+        [minute[leading], step[inside] - 1, expected[trailing] - 1 - minute[trailing]]
+    )
+    kind = np.repeat(np.arange(3), [len(leading), len(inside), len(trailing)])
+    after_row = np.concatenate([np.full(len(leading), -1), inside - 1, trailing])
+    start_ns = opens_ns[gap_session] + gap_start_minute * MINUTE_NS
+    order = np.argsort(start_ns, kind="stable")
+    return Gaps(
+        session=gap_session[order],
+        start_ns=start_ns[order],
+        minutes=gap_minutes[order],
+        kind=kind[order],
+        after_row=after_row[order],
+    )
+
+
+def fillable(gaps: Gaps, max_fill_minutes: int) -> np.ndarray:
+    """Gaps short enough to fill that follow a bar of the same session (never leading)."""
+    return (gaps.kind != 0) & (gaps.minutes <= max_fill_minutes)
+
+
+def fill_minutes(bars: pd.DataFrame, gaps: Gaps, max_fill_minutes: int) -> tuple[pd.DataFrame, int]:
+    """`bars` plus one flat bar per missing minute of each fillable gap, sorted by time.
+
+    A filled minute repeats the close of the bar before the gap (O=H=L=C, volume 0) and has
+    `filled` True; nothing is taken from a later bar or another session.
+    """
+    chosen = fillable(gaps, max_fill_minutes)
+    lengths = gaps.minutes[chosen]
+    total = int(lengths.sum())
+    filled_flags = np.zeros(len(bars), dtype=bool)
+    if total == 0:
+        return bars.assign(filled=filled_flags), 0
+    first_of_run = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    offset = np.arange(total) - first_of_run
+    stamps = np.repeat(gaps.start_ns[chosen], lengths) + offset * MINUTE_NS
+    previous_close = bars["close"].to_numpy()[np.repeat(gaps.after_row[chosen], lengths)]
+    timestamp_ns = np.concatenate([utc_nanoseconds(bars["timestamp"]), stamps])
+    order = np.argsort(timestamp_ns, kind="stable")
+    columns = {"timestamp": pd.to_datetime(timestamp_ns[order], utc=True)}
+    for name in ("open", "high", "low", "close"):
+        columns[name] = np.concatenate([bars[name].to_numpy(), previous_close])[order]
+    columns["volume"] = np.concatenate([bars["volume"].to_numpy(), np.zeros(total)])[order]
+    columns["filled"] = np.concatenate([filled_flags, np.ones(total, dtype=bool)])[order]
+    return pd.DataFrame(columns), total
