@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ class InstrumentsHook:
 
 
 class RunInfoHook:
-    """Provides `run_info`: the run's save version and the code's git commit.
+    """Provides `run_info`: the run's save version, the code's git commit and start time.
 
     Model artefacts name their version after the run, so a prediction can be traced back to
     the model, the data and the code that produced it.
@@ -38,6 +39,8 @@ class RunInfoHook:
         catalog["run_info"] = {
             "run_id": save_version,
             "git_commit": git_commit(self._project_path or Path.cwd()),
+            # "Now" for nodes (inference's staleness check), read once so nodes stay pure.
+            "started_at": datetime.now(UTC).isoformat(),
         }
 
 
