@@ -7,6 +7,7 @@ for local paths, which is where ml_lstm keeps its data.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -129,3 +130,91 @@ class AppendOnlyCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class AtomicJSONDataset(AbstractDataset[Any, Any]):
+    """A JSON file replaced atomically on save; loads `missing` when the file does not exist.
+
+    Used for small bookkeeping files (the ingestion ledger) that must never be half-written
+    and whose first run starts from an empty state.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        missing: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(PurePosixPath(filepath))
+        self._missing = missing
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        if not self._filepath.is_file():
+            if self._missing is None:
+                raise DatasetError(f"{self._filepath} does not exist.")
+            return json.loads(json.dumps(self._missing))
+        try:
+            return json.loads(self._filepath.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DatasetError(
+                f"{self._filepath} is not valid JSON (line {error.lineno}, column "
+                f"{error.colno}): {error.msg}. Move it aside to start afresh."
+            ) from error
+
+    def save(self, data: Any) -> None:
+        write_text_atomically(self._filepath, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class IBConnectionDataset(AbstractDataset[dict, None]):
+    """Where TWS / IB Gateway listens: the `key` entry of a YAML credentials file.
+
+    `kedro run --env ib` loads conf/base and conf/ib only, so Kedro's own credentials
+    (conf/local/credentials.yml) are not available to it; this read-only dataset reads that
+    file itself. A missing file or key gives `{}` (the client then uses IB_HOST, IB_PORT,
+    IB_CLIENT_ID or 127.0.0.1:7497). The values are never shown by `_describe` or logs.
+    """
+
+    def __init__(
+        self, filepath: str, key: str = "ib", metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._filepath = Path(PurePosixPath(filepath))
+        self._key = key
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        import yaml
+
+        if not self._filepath.is_file():
+            return {}
+        try:
+            content = yaml.safe_load(self._filepath.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise DatasetError(f"{self._filepath} is not valid YAML: {error}") from None
+        entry = content.get(self._key, {}) if isinstance(content, dict) else {}
+        if not isinstance(entry, dict):
+            raise DatasetError(
+                f"{self._filepath}: `{self._key}` must be a mapping with host, port, client_id."
+            )
+        unknown = set(entry) - {"host", "port", "client_id"}
+        if unknown:
+            raise DatasetError(
+                f"{self._filepath}: unknown key(s) {sorted(unknown)} under `{self._key}`; "
+                "expected host, port, client_id."
+            )
+        return entry
+
+    def save(self, data: dict) -> None:
+        raise DatasetError("IBConnectionDataset is read-only: edit the credentials file.")
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "key": self._key}

@@ -8,14 +8,26 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=plan_backfill,
-                inputs=["stored_minute_bars", "params:instrument", "params:ingestion"],
+                inputs=[
+                    "stored_minute_bars",
+                    "stored_ingestion_ledger",
+                    "params:instrument",
+                    "params:ingestion",
+                ],
                 outputs="sessions_to_fetch",
                 name="plan_backfill",
             ),
+            # A generator node: each yielded batch is saved before the next is fetched.
             Node(
                 func=fetch_minute_bars,
-                inputs=["sessions_to_fetch", "params:instrument", "params:ingestion"],
-                outputs="raw_minute_bars",
+                inputs=[
+                    "sessions_to_fetch",
+                    "stored_ingestion_ledger",
+                    "params:instrument",
+                    "params:ingestion",
+                    "ib_connection",
+                ],
+                outputs=["raw_minute_bars", "ingestion_ledger"],
                 name="fetch_minute_bars",
             ),
         ]

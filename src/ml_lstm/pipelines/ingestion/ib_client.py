@@ -1,0 +1,470 @@
+"""Historical 1-minute bars from TWS / IB Gateway through ib_insync, read-only.
+
+`HistoricalBarsClient.fetch` backfills a list of sessions, one request per session, with up
+to `max_concurrent_requests` outstanding requests, IB's pacing rules, retries with backoff
+on pacing errors and timeouts, and reconnection after a dropped socket or a connectivity
+loss (error 1100). It is a plain generator: it drives its own asyncio event loop between
+yields, so the caller (a Kedro generator node) can save each batch of finished sessions
+while the remaining requests wait.
+
+The connection is always read-only (`readonly=True`); nothing here places, modifies or
+cancels an order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+from ib_insync import IB, Commodity, Contract, Forex, Future, Stock
+from ib_insync.objects import BarDataList
+from ib_insync.wrapper import RequestError
+
+from .pacing import PacingLimiter, PacingRules
+
+logger = logging.getLogger(__name__)
+
+NO_DATA = "no_data"
+# ib_insync's own connect and disconnect lines name the host, port and client id: keep them
+# (and the account lines) out of the logs.
+for _name in ("ib_insync.client", "ib_insync.ib", "ib_insync.wrapper"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where TWS / IB Gateway listens. Its repr hides the values (they are credentials)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7497
+    client_id: int = 17
+
+    def __repr__(self) -> str:
+        return "ConnectionSettings(<hidden>)"
+
+    @classmethod
+    def resolve(cls, configured: dict | None = None) -> ConnectionSettings:
+        """Configured values (credentials `ib`), overridden by IB_HOST, IB_PORT, IB_CLIENT_ID."""
+        configured = dict(configured or {})
+        host = os.environ.get("IB_HOST") or configured.get("host") or cls.host
+        port = os.environ.get("IB_PORT") or configured.get("port") or cls.port
+        client_id = os.environ.get("IB_CLIENT_ID") or configured.get("client_id") or cls.client_id
+        try:
+            return cls(str(host), int(port), int(client_id))
+        except ValueError as error:
+            raise ValueError(
+                "IB port and client id must be integers (check IB_PORT / IB_CLIENT_ID or the "
+                "`ib` entry of conf/local/credentials.yml)."
+            ) from error
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """How requests are made, retried and paced."""
+
+    format_date: int = 2
+    request_timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    max_concurrent_requests: int = 10
+    max_retries: int = 5
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 30.0
+    max_reconnects: int = 10
+    outage_timeout_s: float = 60.0
+    pacing: PacingRules = field(default_factory=PacingRules)
+
+    @classmethod
+    def from_parameters(cls, parameters: dict) -> RequestSettings:
+        parameters = dict(parameters)
+        pacing = PacingRules.from_parameters(parameters.pop("pacing", None))
+        unknown = set(parameters) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"Unknown ingestion.requests parameter(s) {sorted(unknown)}: expected some of "
+                f"{sorted(cls.__dataclass_fields__)}."
+            )
+        settings = cls(**parameters, pacing=pacing)
+        if not 1 <= settings.max_concurrent_requests <= 50:
+            raise ValueError(
+                "ingestion.requests.max_concurrent_requests must be between 1 and 50 (IB "
+                f"allows 50 outstanding requests), got {settings.max_concurrent_requests}."
+            )
+        if settings.format_date not in (1, 2):
+            raise ValueError("ingestion.requests.format_date must be 1 or 2.")
+        return settings
+
+
+@dataclass(frozen=True)
+class SessionWindow:
+    """One trading session to fetch: its label and its UTC open and close."""
+
+    session: str
+    open: pd.Timestamp
+    close: pd.Timestamp
+
+
+@dataclass
+class SessionResult:
+    """What became of one session: bars (status complete/partial) or why there are none."""
+
+    session: str
+    status: str  # complete | partial | no_data | before_head | failed
+    bars: pd.DataFrame | None = None
+    attempts: int = 0
+    error: str = ""
+
+
+class IngestionError(RuntimeError):
+    """A problem no retry can fix (unknown contract, no permission, bad request)."""
+
+
+def build_contract(instrument: dict) -> Contract:
+    """The ib_insync contract described by an instrument's parameters."""
+    sec_type = instrument.get("sec_type", "STK").upper()
+    symbol = instrument["symbol"]
+    exchange = instrument.get("exchange", "SMART")
+    currency = instrument.get("currency", "USD")
+    if sec_type == "STK":
+        return Stock(
+            symbol, exchange, currency, primaryExchange=instrument.get("primary_exchange", "")
+        )
+    if sec_type == "CMDTY":
+        return Commodity(symbol, exchange, currency)
+    if sec_type == "CASH":
+        pair = symbol.replace(".", "").replace("/", "")
+        if len(pair) != 6:
+            raise ValueError(
+                f"Forex instrument {symbol!r}: symbol must be a currency pair such as EURUSD."
+            )
+        return Forex(pair, exchange if exchange != "SMART" else "IDEALPRO")
+    if sec_type == "FUT":
+        expiry = str(instrument.get("expiry", ""))
+        if not expiry:
+            raise ValueError(
+                f"Future {symbol!r}: set `expiry` (YYYYMM or YYYYMMDD) in its parameters."
+            )
+        return Future(
+            symbol, expiry, exchange, multiplier=str(instrument.get("multiplier", "")),
+            currency=currency,
+        )  # fmt: skip
+    raise ValueError(
+        f"Instrument {symbol!r}: sec_type {sec_type!r} is not supported; expected STK, "
+        "CMDTY, CASH or FUT."
+    )
+
+
+def describe(contract: Contract) -> str:
+    return f"{contract.symbol} {contract.secType} {contract.exchange} {contract.currency}"
+
+
+class ConnectivityLost(ConnectionError):
+    """TWS reported 1100: requests in flight will not be answered."""
+
+
+class HistoricalBarsClient:
+    """Fetches minute bars of whole sessions for one contract over one read-only connection."""
+
+    def __init__(
+        self,
+        instrument: dict,
+        connection: ConnectionSettings,
+        settings: RequestSettings,
+        what_to_show: str | None = None,
+        use_rth: bool | None = None,
+    ) -> None:
+        self.contract = build_contract(instrument)
+        self.connection = connection
+        self.settings = settings
+        self.what_to_show = what_to_show or instrument.get("what_to_show", "TRADES")
+        self.use_rth = bool(instrument.get("use_rth", True) if use_rth is None else use_rth)
+        self._ib = IB()
+        self._ib.RaiseRequestErrors = True
+        self._ib.errorEvent += self._on_error
+        self._online = asyncio.Event()
+        self._reconnect_lock = asyncio.Lock()
+        self._reconnects = 0
+        self._in_flight: dict[int, asyncio.Future] = {}
+        self._limiter = PacingLimiter(settings.pacing)
+        self.head_timestamp: pd.Timestamp | None = None
+
+    # -- public, synchronous -------------------------------------------------------------
+
+    def fetch(
+        self, windows: list[SessionWindow], batch_size: int
+    ) -> Iterator[list[SessionResult]]:
+        """Yields lists of at most `batch_size` finished sessions until all are done."""
+        loop = asyncio.new_event_loop()
+        previous = _current_loop()
+        asyncio.set_event_loop(loop)
+        tasks: list[asyncio.Task] = []
+        try:
+            loop.run_until_complete(self._start())
+            finished: asyncio.Queue[SessionResult] = asyncio.Queue()
+            semaphore = asyncio.Semaphore(self.settings.max_concurrent_requests)
+            tasks = [
+                loop.create_task(self._fetch_into(window, semaphore, finished))
+                for window in windows
+            ]
+            remaining = len(windows)
+            while remaining:
+                batch = loop.run_until_complete(_take(finished, min(batch_size, remaining)))
+                remaining -= len(batch)
+                yield batch
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._ib.disconnect()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+            asyncio.set_event_loop(previous)
+
+    # -- connection ----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        await self._connect()
+        await self._qualify()
+        self.head_timestamp = await self._head_timestamp()
+
+    async def _connect(self) -> None:
+        try:
+            await self._ib.connectAsync(
+                self.connection.host,
+                self.connection.port,
+                clientId=self.connection.client_id,
+                timeout=self.settings.connect_timeout_s,
+                readonly=True,
+            )
+        except (OSError, TimeoutError) as error:
+            raise ConnectionError(
+                "Could not connect to TWS / IB Gateway at the configured host and port "
+                "(conf/local/credentials.yml `ib`, or IB_HOST / IB_PORT / IB_CLIENT_ID): is it "
+                "running, with 'Enable ActiveX and Socket Clients' on and this client id free? "
+                f"({type(error).__name__})"
+            ) from None
+        self._online.set()
+
+    async def _reconnect(self) -> None:
+        async with self._reconnect_lock:
+            if self._ib.isConnected() and self._online.is_set():
+                return
+            while True:
+                self._reconnects += 1
+                if self._reconnects > self.settings.max_reconnects:
+                    raise ConnectionError(
+                        f"Gave up after {self.settings.max_reconnects} reconnections to TWS."
+                    )
+                delay = self._backoff(self._reconnects)
+                logger.warning(
+                    "%s: connection to TWS lost; reconnecting in %.1f s (%d/%d)",
+                    self.contract.symbol, delay, self._reconnects, self.settings.max_reconnects,
+                )  # fmt: skip
+                self._ib.disconnect()
+                await asyncio.sleep(delay)
+                try:
+                    await self._connect()
+                    return
+                except ConnectionError:
+                    continue
+
+    async def _qualify(self) -> None:
+        try:
+            qualified = await asyncio.wait_for(
+                self._ib.qualifyContractsAsync(self.contract), self.settings.request_timeout_s
+            )
+        except RequestError as error:
+            qualified = []
+            if error.code != 200:
+                raise IngestionError(
+                    f"Contract {describe(self.contract)}: {error.message} (error {error.code})"
+                ) from None
+        if not qualified:
+            raise IngestionError(
+                f"Unknown contract: IB has no security definition for symbol "
+                f"{self.contract.symbol!r} ({describe(self.contract)}). Check `symbol`, "
+                "`sec_type`, `exchange` and `currency` in the instrument's parameters."
+            )
+        logger.info("Qualified %s as conId %d", describe(self.contract), self.contract.conId)
+
+    async def _head_timestamp(self) -> pd.Timestamp | None:
+        try:
+            head = await asyncio.wait_for(
+                self._ib.reqHeadTimeStampAsync(self.contract, self.what_to_show, self.use_rth, 2),
+                self.settings.request_timeout_s,
+            )
+        except (RequestError, TimeoutError, ValueError) as error:
+            logger.warning("%s: no head timestamp (%s); fetching every session",
+                           self.contract.symbol, error)  # fmt: skip
+            return None
+        stamp = pd.Timestamp(head)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        logger.info("%s: data available from %s", self.contract.symbol, stamp)
+        return stamp
+
+    def _on_error(self, req_id: int, code: int, message: str, _contract: object) -> None:
+        if code == 1100:
+            logger.warning("TWS lost its connection to IB (1100); waiting for it to return")
+            self._online.clear()
+            for future in self._in_flight.values():
+                if not future.done():
+                    future.set_exception(ConnectivityLost(message))
+        elif code in (1101, 1102):
+            logger.info("TWS connection to IB restored (%d)", code)
+            self._online.set()
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _fetch_into(
+        self, window: SessionWindow, semaphore: asyncio.Semaphore, finished: asyncio.Queue
+    ) -> None:
+        if self.head_timestamp is not None and window.close <= self.head_timestamp:
+            await finished.put(SessionResult(window.session, "before_head"))
+            return
+        try:
+            async with semaphore:
+                result = await self._fetch_session(window)
+        except Exception as error:  # handed to the consumer, which re-raises it
+            await finished.put(error)
+            return
+        await finished.put(result)
+
+    async def _fetch_session(self, window: SessionWindow) -> SessionResult:
+        settings = self.settings
+        attempts = 0
+        failures = 0
+        last_error = ""
+        while failures <= settings.max_retries:
+            await self._wait_until_online()
+            attempts += 1
+            try:
+                bars = await self._request(window)
+            except RequestError as error:
+                text = error.message.lower()
+                if error.code == 162 and "no data" in text:
+                    # Before a session has ended "no data" may only mean "not yet".
+                    ended = window.close <= pd.Timestamp.now(tz="UTC")
+                    status = NO_DATA if ended else "partial"
+                    return SessionResult(window.session, status, attempts=attempts)
+                if error.code in (200, 321, 354) or "permission" in text:
+                    raise IngestionError(
+                        f"{describe(self.contract)} session {window.session}: {error.message} "
+                        f"(error {error.code})"
+                    ) from None
+                last_error = f"error {error.code}: {error.message}"
+                failures += 1
+            except TimeoutError:
+                last_error = f"no answer within {settings.request_timeout_s:g} s"
+                failures += 1
+            except ConnectivityLost:
+                last_error = "connectivity lost (1100)"
+                continue
+            except ConnectionError:
+                last_error = "socket closed"
+                await self._reconnect()
+                continue
+            else:
+                status = "complete" if window.close <= pd.Timestamp.now(tz="UTC") else "partial"
+                return SessionResult(window.session, status, bars, attempts=attempts)
+            if failures <= settings.max_retries:
+                delay = self._backoff(failures)
+                logger.warning("%s %s: %s; retry %d/%d in %.1f s", self.contract.symbol,
+                               window.session, last_error, failures, settings.max_retries,
+                               delay)  # fmt: skip
+                await asyncio.sleep(delay)
+        return SessionResult(window.session, "failed", attempts=attempts, error=last_error)
+
+    async def _wait_until_online(self) -> None:
+        if not self._ib.isConnected():
+            await self._reconnect()
+        if self._online.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._online.wait(), self.settings.outage_timeout_s)
+        except TimeoutError:
+            # TWS never said the connection came back: start again from a fresh socket.
+            self._ib.disconnect()
+            self._online.clear()
+            await self._reconnect()
+
+    async def _request(self, window: SessionWindow) -> pd.DataFrame:
+        ib = self._ib
+        seconds = int((window.close - window.open).total_seconds())
+        end = window.close.strftime("%Y%m%d %H:%M:%S UTC")
+        duration = f"{seconds} S"
+        request = (end, duration, self.what_to_show, self.use_rth)
+        await self._limiter.acquire(request, (self.contract.conId, self.what_to_show))
+        if not ib.isConnected():
+            raise ConnectionError("not connected")
+        req_id = ib.client.getReqId()
+        bars = BarDataList()
+        future = ib.wrapper.startReq(req_id, self.contract, container=bars)
+        self._in_flight[req_id] = future
+        ib.client.reqHistoricalData(
+            req_id, self.contract, end, duration, "1 min", self.what_to_show, self.use_rth,
+            self.settings.format_date, False, [],
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.settings.request_timeout_s)
+        except TimeoutError:
+            if ib.isConnected():
+                ib.client.cancelHistoricalData(req_id)
+            # Forget the request so that a late answer is dropped, not mistaken for another.
+            ib.wrapper._endReq(req_id)
+            raise
+        finally:
+            self._in_flight.pop(req_id, None)
+        return bars_to_frame(bars, window, self.what_to_show)
+
+    def _backoff(self, failures: int) -> float:
+        delay = self.settings.retry_backoff_s * 2 ** (failures - 1)
+        return min(delay, self.settings.retry_backoff_max_s)
+
+
+def bars_to_frame(bars: list, window: SessionWindow, what_to_show: str) -> pd.DataFrame:
+    """ib_insync bars as the raw frame: tz-aware UTC bar start, OHLC, volume (0 if none).
+
+    Quote bars (MIDPOINT, BID, ASK) carry volume -1 at IB: they are stored with volume 0.
+    """
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime([bar.date for bar in bars], utc=True).as_unit("ns"),
+            "open": [bar.open for bar in bars],
+            "high": [bar.high for bar in bars],
+            "low": [bar.low for bar in bars],
+            "close": [bar.close for bar in bars],
+            "volume": [bar.volume for bar in bars],
+        }
+    )
+    if frame.empty:
+        frame["timestamp"] = pd.Series(dtype="datetime64[ns, UTC]")
+    inside = (frame["timestamp"] >= window.open) & (frame["timestamp"] < window.close)
+    frame = frame[inside].drop_duplicates("timestamp", keep="last").sort_values("timestamp")
+    volume = frame["volume"].astype("float64").clip(lower=0)
+    if what_to_show != "TRADES":
+        volume[:] = 0.0
+    integral = bool((volume == volume.round()).all())
+    frame["volume"] = volume.round().astype("int64") if integral else volume
+    return frame.reset_index(drop=True)
+
+
+async def _take(queue: asyncio.Queue, count: int) -> list[SessionResult]:
+    """The next `count` finished sessions; re-raises a session's fatal error."""
+    batch: list[SessionResult] = []
+    while len(batch) < count:
+        item = await queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        batch.append(item)
+    return batch
+
+
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    with contextlib.suppress(RuntimeError):
+        return asyncio.get_event_loop_policy().get_event_loop()
+    return None

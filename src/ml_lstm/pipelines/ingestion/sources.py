@@ -1,0 +1,126 @@
+"""Where minute bars come from: one entry point, `fetch_sessions`, for every source.
+
+- `simulator`: the real ib_insync path against an in-process TWS simulator serving the
+  synthetic market (the default; no broker, no network beyond loopback).
+- `ib`: a real TWS / IB Gateway (`kedro run --env ib`).
+- `synthetic`: the synthetic market directly, without a socket.
+- `csv`, `sqlite`: a user's file of minute bars or ticks.
+
+Each yields batches of `SessionResult`s for the requested session windows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pandas as pd
+
+from ml_lstm.calendars import trading_sessions
+
+from .ib_client import (
+    ConnectionSettings,
+    HistoricalBarsClient,
+    RequestSettings,
+    SessionResult,
+    SessionWindow,
+)
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("simulator", "ib", "synthetic", "csv", "sqlite")
+# The in-process simulator is a fresh server: any client id is free on it.
+SIMULATOR_CLIENT_ID = 1
+
+
+def session_windows(calendar: str, sessions: list[str]) -> list[SessionWindow]:
+    """Each session's UTC open and close from the exchange calendar."""
+    if not sessions:
+        return []
+    schedule = trading_sessions(calendar, min(sessions), max(sessions))
+    wanted = set(sessions)
+    return [
+        SessionWindow(label.strftime("%Y-%m-%d"), row.open, row.close)
+        for label, row in schedule.iterrows()
+        if label.strftime("%Y-%m-%d") in wanted
+    ]
+
+
+def source_label(ingestion: dict, instrument: dict) -> str:
+    """How the ledger names the source of a session's bars."""
+    source = ingestion["source"]
+    if source in ("csv", "sqlite"):
+        from .file_sources import file_path
+
+        return f"{source}:{file_path(source, ingestion, instrument).name}"
+    return source
+
+
+def fetch_sessions(
+    windows: list[SessionWindow],
+    instrument: dict,
+    ingestion: dict,
+    connection: dict | None = None,
+) -> Iterator[list[SessionResult]]:
+    """Batches of `ingestion.batch_sessions` finished sessions from `ingestion.source`."""
+    source = ingestion["source"]
+    batch_size = int(ingestion.get("batch_sessions", 25))
+    if source not in SOURCES:
+        raise ValueError(
+            f"Unknown ingestion.source {source!r}: expected one of {', '.join(SOURCES)}."
+        )
+    if not windows:
+        return
+    if source == "synthetic":
+        yield from _synthetic(windows, instrument, ingestion, batch_size)
+    elif source in ("csv", "sqlite"):
+        from .file_sources import file_sessions
+
+        yield from file_sessions(windows, instrument, ingestion, batch_size)
+    elif source == "simulator":
+        yield from _simulator(windows, instrument, ingestion, batch_size)
+    else:
+        client = _client(instrument, ingestion, ConnectionSettings.resolve(connection))
+        yield from client.fetch(windows, batch_size)
+
+
+def _client(
+    instrument: dict, ingestion: dict, connection: ConnectionSettings
+) -> HistoricalBarsClient:
+    use_rth = ingestion.get("use_rth")
+    return HistoricalBarsClient(
+        instrument,
+        connection,
+        RequestSettings.from_parameters(ingestion.get("requests", {})),
+        use_rth=None if use_rth is None else bool(use_rth),
+    )
+
+
+def _simulator(
+    windows: list[SessionWindow], instrument: dict, ingestion: dict, batch_size: int
+) -> Iterator[list[SessionResult]]:
+    from .tws_simulator import Faults, SimulatorThread, instrument_from_parameters
+
+    simulated = instrument_from_parameters(instrument, int(ingestion["seed"]))
+    faults = Faults.from_parameters(ingestion.get("simulator"))
+    with SimulatorThread([simulated], faults) as simulator:
+        connection = ConnectionSettings("127.0.0.1", simulator.port, SIMULATOR_CLIENT_ID)
+        yield from _client(instrument, ingestion, connection).fetch(windows, batch_size)
+
+
+def _synthetic(
+    windows: list[SessionWindow], instrument: dict, ingestion: dict, batch_size: int
+) -> Iterator[list[SessionResult]]:
+    from .synthetic_market import SyntheticMarket, profile_from_parameters
+
+    market = SyntheticMarket(profile_from_parameters(instrument, int(ingestion["seed"])))
+    for start in range(0, len(windows), batch_size):
+        yield [
+            SessionResult(window.session, "complete", market.session_bars(window.session), 1)
+            for window in windows[start : start + batch_size]
+        ]
+
+
+def expected_minutes(window: SessionWindow) -> int:
+    """Minutes between a session's open and close (the most 1-minute bars it can have)."""
+    return int((window.close - window.open) / pd.Timedelta(minutes=1))
