@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,23 +32,6 @@ MODEL_FILE = "lstm_model.keras"
 SCALER_FILE = "scaler.json"
 MANIFEST_FILE = "manifest.json"
 CHAMPION_FILE = "champion.json"
-
-
-def git_commit(path: str | Path = ".") -> str | None:
-    """The commit checked out at `path`, or None when it is not a git checkout (or no git)."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
 
 
 def _version_file(root: Path, artefact: str, version: str) -> Path:
