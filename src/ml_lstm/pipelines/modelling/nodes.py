@@ -544,11 +544,11 @@ def decide_promotion(
     metrics: dict,
     modelling: dict,
     run_info: dict,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Promotes this run's model if it beats the champion on the same test rows.
 
     `modelling.promotion`: auto (the rule), force (always promote), skip (never). Returns
-    the decision (a report) and the champion record after it (None: still no champion).
+    the decision (a report) and the champion record after it ({}: still no champion).
     """
     mode = modelling.get("promotion", "auto")
     if mode not in PROMOTION_MODES:
@@ -602,6 +602,7 @@ def decide_promotion(
             "previous": current["version"] if current else None,
         }
     decision["champion_after"] = record["version"] if record else None
+    record = record or {}
     logger.info(
         "Promotion (%s): %s %s; champion is now %s.",
         mode,

@@ -105,8 +105,8 @@ class ChampionDataset(AbstractDataset[None, dict[str, Any] | None]):
         return {"path": str(self._root)}
 
 
-class ChampionRecordDataset(AbstractDataset[dict[str, Any] | None, dict[str, Any] | None]):
-    """`champion.json`, replaced atomically; saving None (no champion yet) writes nothing."""
+class ChampionRecordDataset(AbstractDataset[dict[str, Any], dict[str, Any] | None]):
+    """`champion.json`, replaced atomically; saving {} (still no champion) writes nothing."""
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
         self._root = Path(PurePosixPath(path))
@@ -115,8 +115,8 @@ class ChampionRecordDataset(AbstractDataset[dict[str, Any] | None, dict[str, Any
     def load(self) -> dict[str, Any] | None:
         return read_champion(self._root)
 
-    def save(self, data: dict[str, Any] | None) -> None:
-        if data is None:
+    def save(self, data: dict[str, Any]) -> None:
+        if not data:
             return
         write_text_atomically(self._root / CHAMPION_FILE, json.dumps(data, indent=2) + "\n")
 
