@@ -41,7 +41,9 @@ def combine_minute_bars(partitions: dict[str, Callable[[], pd.DataFrame]]) -> pd
                 f"Raw minute bars {key}.csv lack the column(s) {missing}: expected "
                 f"{MINUTE_COLUMNS} (volume optional), found {list(frame.columns)}."
             )
-        frames.append(frame[[c for c in MINUTE_COLUMNS if c in frame.columns]])
+        if list(frame.columns) != MINUTE_COLUMNS:
+            frame = frame[[c for c in MINUTE_COLUMNS if c in frame.columns]]
+        frames.append(frame)
     lengths = np.array([len(frame) for frame in frames])
     bars = pd.concat(frames, ignore_index=True)
     del frames
@@ -74,12 +76,16 @@ def validate_minute_bars(
         keep = keep[np.argsort(timestamps, kind="stable")]
         timestamps = checked.timestamp_ns[keep]
 
+    everything = len(keep) == len(bars) and not unsorted_rows
     valid = pd.DataFrame(
         {
             "timestamp": pd.to_datetime(timestamps, utc=True),
-            **{column: checked.prices[column][keep] for column in PRICE_COLUMNS},
-            "volume": checked.volume[keep],
-        }
+            **{
+                column: values if everything else values[keep]
+                for column, values in [*checked.prices.items(), ("volume", checked.volume)]
+            },
+        },
+        copy=False,
     )
     outside = np.zeros(len(valid), dtype=bool)
     if len(valid):

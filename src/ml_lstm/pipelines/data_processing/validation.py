@@ -85,12 +85,20 @@ def check_rows(bars: pd.DataFrame) -> CheckedBars:
         volume = np.zeros(n)
         volume_not_reported = n
 
-    valid = reason == 0
-    duplicated = pd.Series(timestamp_ns[valid]).duplicated(keep="last").to_numpy()
-    valid_positions = np.flatnonzero(valid)
-    reason[valid_positions[duplicated]] = DUPLICATE
+    reason[_earlier_duplicates(timestamp_ns, reason == 0)] = DUPLICATE
     zero_volume = int(((volume == 0) & (reason == 0)).sum()) - volume_not_reported
     return CheckedBars(reason, timestamp_ns, prices, volume, volume_not_reported, zero_volume)
+
+
+def _earlier_duplicates(timestamp_ns: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Positions of valid rows whose timestamp occurs again in a later valid row."""
+    positions = np.flatnonzero(valid)
+    stamps = timestamp_ns[positions]
+    if (np.diff(stamps) < 0).any():
+        # A stable sort keeps rows with equal times in input order, the last one last.
+        order = np.argsort(stamps, kind="stable")
+        positions, stamps = positions[order], stamps[order]
+    return positions[:-1][stamps[1:] == stamps[:-1]]
 
 
 def _parse_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +129,7 @@ def _parse_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nda
 def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float64 values, missing mask and not-a-number mask of a numeric column."""
     if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        values = column.to_numpy(dtype="float64", na_value=np.nan, copy=False)
         missing = np.isnan(values)
         return values, missing, np.isinf(values)
     missing = column.isna().to_numpy()
