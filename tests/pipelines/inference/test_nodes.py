@@ -1,16 +1,26 @@
-"""Inference nodes: the next bar follows the exchange calendar; predictions are denormalised."""
+"""Inference nodes: the calendar, denormalised predictions, manifest checks, staleness."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml_lstm.pipelines.inference.nodes import bar_after, predict_next_close
+from ml_lstm.pipelines.inference.nodes import (
+    ModelMismatchError,
+    bar_after,
+    check_model_inputs,
+    label_served_splits,
+    predict_next_close,
+    stale_by,
+)
 
 XNYS = {"symbol": "NVDA", "calendar": "XNYS"}
+INFERENCE = {"stale_after": "2h"}
+FEATURES = ["close", "log_return"]
 
 
 @pytest.mark.parametrize(
@@ -48,23 +58,37 @@ def constant_model(lookback: int, n_features: int, output: float):
 def feature_table(rows: int) -> pd.DataFrame:
     starts = pd.date_range("2024-12-02T14:30:00Z", periods=rows, freq="60min")
     close = np.linspace(100.0, 101.0, rows)
-    return pd.DataFrame({"timestamp": starts, "close": close, "log_return": 0.001})
+    return pd.DataFrame({"timestamp": starts, "close": close, "log_return": 0.001, "minutes": 60})
+
+
+def served(lookback: int = 4, output: float = 0.5, target: str = "log_return", **manifest):
+    scaler = {
+        "features": FEATURES,
+        "mean": [100.0, 0.0],
+        "std": [1.0, 0.01],
+        "target": target,
+        "target_mean": 0.001 if target != "direction" else 0.0,
+        "target_std": 0.002 if target != "direction" else 1.0,
+    }
+    return {
+        "version": "v1",
+        "source": "champion",
+        "model": constant_model(lookback, len(FEATURES), output),
+        "scaler": scaler,
+        "manifest": {
+            "version": "v1",
+            "features": FEATURES,
+            "lookback": lookback,
+            "horizon": 1,
+            "target": target,
+            "frequency": "60min",
+            **manifest,
+        },
+    }
 
 
 def test_prediction_is_denormalised_and_logged_with_its_model():
-    scaler = {
-        "features": ["close", "log_return"],
-        "mean": [100.0, 0.0],
-        "std": [1.0, 0.01],
-        "target": "log_return",
-        "target_mean": 0.001,
-        "target_std": 0.002,
-    }
-    manifest = {"version": "v1", "lookback": 4, "horizon": 1, "frequency": "60min"}
-    features = feature_table(5)
-    model = constant_model(4, 2, output=0.5)
-
-    row = predict_next_close(model, scaler, manifest, features, XNYS, {"run_id": "r1"})
+    row = predict_next_close(served(), feature_table(5), XNYS, INFERENCE, {"run_id": "r1"})
 
     expected = 101.0 * math.exp(0.5 * 0.002 + 0.001)
     assert len(row) == 1
@@ -76,17 +100,138 @@ def test_prediction_is_denormalised_and_logged_with_its_model():
     assert row.loc[0, "target_bar_time"] == "2024-12-02T19:30:00+00:00"
 
 
+def test_direction_model_logs_its_direction_without_a_price():
+    model = served(target="direction", output=0.3)
+
+    row = predict_next_close(model, feature_table(5), XNYS, INFERENCE, {"run_id": "r1"})
+
+    assert row.loc[0, "direction"] == "down"
+    assert math.isnan(row.loc[0, "predicted_close"])
+
+
 def test_too_few_bars_is_a_clear_error():
-    scaler = {
-        "features": ["close"],
-        "mean": [0.0],
-        "std": [1.0],
-        "target": "log_return",
-        "target_mean": 0.0,
-        "target_std": 1.0,
-    }
-    manifest = {"version": "v1", "lookback": 10, "horizon": 1, "frequency": "60min"}
     with pytest.raises(ValueError, match="needs the last 10 bars, the feature table has 3"):
-        predict_next_close(
-            constant_model(10, 1, 0.0), scaler, manifest, feature_table(3), XNYS, {"run_id": "r"}
-        )
+        predict_next_close(served(lookback=10), feature_table(3), XNYS, INFERENCE, {"run_id": "r"})
+
+
+MODELLING = {"features": FEATURES, "lookback": 4}
+DATA_PROCESSING = {"frequency": "60min"}
+
+
+def test_matching_manifest_passes_the_table_through_with_utc_times():
+    table = feature_table(6)
+    table["timestamp"] = table["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    checked = check_model_inputs(served(), None, table, MODELLING, DATA_PROCESSING)
+
+    assert str(checked["timestamp"].dt.tz) == "UTC"
+    assert checked[FEATURES].equals(table[FEATURES])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"modelling": {"features": ["log_return", "close"]}},
+            r"feature order: the model takes \['close', 'log_return'\], modelling.features is "
+            r"\['log_return', 'close'\]",
+        ),
+        (
+            {"modelling": {"features": ["close", "rsi_14"]}},
+            r"feature names: the model takes \['close', 'log_return'\], modelling.features",
+        ),
+        (
+            {"modelling": {"lookback": 6}},
+            r"lookback: the model reads 4 bars, modelling.lookback is 6",
+        ),
+        (
+            {"data_processing": {"frequency": "30min"}},
+            r"frequency: the model was trained on 60min bars, data_processing.frequency is 30min",
+        ),
+        (
+            {"table": {"minutes": 30}},
+            r"frequency: the model was trained on 60min bars, the feature table's longest bar "
+            r"lasts 30 minutes",
+        ),
+        (
+            {"table_drop": "log_return"},
+            r"the feature table has no column \['log_return'\]",
+        ),
+    ],
+)
+def test_manifest_mismatch_fails_naming_the_field(change, message):
+    modelling = {**MODELLING, **change.get("modelling", {})}
+    data_processing = {**DATA_PROCESSING, **change.get("data_processing", {})}
+    table = feature_table(6).assign(**change.get("table", {}))
+    if "table_drop" in change:
+        table = table.drop(columns=change["table_drop"])
+
+    with pytest.raises(ModelMismatchError, match=message) as error:
+        check_model_inputs(served(), None, table, modelling, data_processing)
+    assert "Model v1 (champion) does not match the current features" in str(error.value)
+    assert "kedro run --pipelines modelling" in str(error.value)
+
+
+def test_a_model_whose_shape_contradicts_its_manifest_is_refused():
+    bundle = served(lookback=4)
+    bundle["model"] = constant_model(5, 2, 0.0)
+
+    with pytest.raises(ModelMismatchError, match=r"input shape \(5, 2\) is not"):
+        check_model_inputs(bundle, None, feature_table(6), MODELLING, DATA_PROCESSING)
+
+
+def test_serving_a_pinned_non_champion_warns(caplog):
+    bundle = {**served(), "source": "pinned"}
+    with caplog.at_level(logging.WARNING):
+        check_model_inputs(bundle, {"version": "v0"}, feature_table(6), MODELLING, DATA_PROCESSING)
+    assert "Serving pinned version v1; the champion is v0." in caplog.text
+
+
+FRIDAY_LAST_BAR = pd.Timestamp("2024-03-22T19:30:00Z")
+
+
+@pytest.mark.parametrize(
+    ("now", "stale"),
+    [
+        # Saturday and Monday before the first bar closes (+2 h tolerance): not stale.
+        ("2024-03-23T12:00:00Z", False),
+        ("2024-03-25T16:00:00Z", False),
+        # Monday's first bar ended 14:30 UTC; more than 2 h later it should be in the data.
+        ("2024-03-25T16:31:00Z", True),
+        ("2024-04-02T12:00:00Z", True),
+    ],
+)
+def test_staleness_counts_only_bars_the_calendar_expects(now, stale):
+    late = stale_by(FRIDAY_LAST_BAR, pd.Timestamp(now), "XNYS", "60min", "2h")
+    assert (late is not None) == stale
+
+
+def test_stale_data_warns_but_still_predicts(caplog):
+    table = feature_table(5)
+    run_info = {"run_id": "r", "started_at": "2024-12-09T12:00:00+00:00"}
+    with caplog.at_level(logging.WARNING):
+        row = predict_next_close(served(), table, XNYS, INFERENCE, run_info)
+    assert len(row) == 1
+    assert "NVDA: stale data. The last bar starts 2024-12-02 18:30:00+00:00" in caplog.text
+
+    caplog.clear()
+    fresh = {"run_id": "r", "started_at": "2024-12-02T19:45:00+00:00"}
+    with caplog.at_level(logging.WARNING):
+        predict_next_close(served(), table, XNYS, INFERENCE, fresh)
+    assert "stale" not in caplog.text
+
+
+def test_served_splits_test_range_runs_to_the_end_of_the_table():
+    table = feature_table(10)
+    times = table["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    manifest = {
+        "splits": {
+            "train": {"first": times[0], "last": times[3]},
+            "validation": {"first": times[5], "last": times[5]},
+            "test": {"first": times[7], "last": times[8]},
+        }
+    }
+
+    labels = label_served_splits(table, manifest)["split"].tolist()
+
+    assert labels == ["train"] * 4 + ["purged"] * 3 + ["test"] * 3
