@@ -346,7 +346,13 @@ class HistoricalBarsClient:
                 bars = await self._request(window)
             except RequestError as error:
                 text = error.message.lower()
-                if error.code == 162 and "no data" in text:
+                if error.code == 162 and "no data of type" in text:
+                    raise IngestionError(
+                        f"{describe(self.contract)}: IB has no {self.what_to_show} data for it "
+                        f"({error.message}); set what_to_show in the instrument's parameters "
+                        "(MIDPOINT for spot metals and FX)."
+                    ) from None
+                if error.code == 162 and "returned no data" in text:
                     # Before a session has ended "no data" may only mean "not yet".
                     ended = window.close <= pd.Timestamp.now(tz="UTC")
                     status = NO_DATA if ended else "partial"

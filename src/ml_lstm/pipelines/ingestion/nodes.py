@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from ml_lstm.calendars import trading_sessions
+from ml_lstm.calendars import instrument_sessions
 
 from .ib_client import SessionResult
 from .sources import expected_minutes, fetch_sessions, session_windows, source_label
@@ -33,6 +33,7 @@ def plan_backfill(
     ledger: dict,
     instrument: dict,
     ingestion: dict,
+    run_info: dict,
 ) -> list[dict]:
     """Sessions of the backfill window that are missing or incomplete, with stored bar counts.
 
@@ -40,8 +41,8 @@ def plan_backfill(
     when it holds at least (1 - completeness_tolerance) of the calendar's minutes. Sessions
     without data, and sessions that failed `max_attempts` runs, are not asked for again.
     """
-    end = ingestion.get("end_date") or _today(instrument)
-    schedule = trading_sessions(instrument["calendar"], ingestion["start_date"], end)
+    end = ingestion.get("end_date") or _today(instrument, run_info)
+    schedule = instrument_sessions(instrument, ingestion["start_date"], end)
     entries = ledger.get("sessions", {})
     tolerance = float(ingestion.get("completeness_tolerance", 0.05))
     max_attempts = int(ingestion.get("max_attempts", 3))
@@ -94,7 +95,7 @@ def fetch_minute_bars(
     at most the batch in flight. A stored session is only replaced by one with more bars.
     """
     ledger = {"sessions": dict(ledger.get("sessions", {}))}
-    windows = session_windows(instrument["calendar"], [item["session"] for item in plan])
+    windows = session_windows(instrument, [item["session"] for item in plan])
     stored_bars = {item["session"]: item["stored_bars"] for item in plan}
     expected = {window.session: expected_minutes(window) for window in windows}
     source = source_label(ingestion, instrument) if windows else ingestion["source"]
@@ -156,10 +157,11 @@ def _ledger_entry(previous: dict, result: SessionResult, expected: dict, source:
     return entry
 
 
-def _today(instrument: dict) -> str:
-    # `end_date: null` means "up to today" (in the exchange's zone): the one clock read here.
-    zone = instrument.get("timezone", "UTC")
-    return pd.Timestamp.now(tz=zone).strftime("%Y-%m-%d")
+def _today(instrument: dict, run_info: dict) -> str:
+    """`end_date: null` means the run's start date in the instrument's time zone."""
+    started = pd.Timestamp(run_info["started_at"])
+    started = started.tz_localize("UTC") if started.tzinfo is None else started
+    return started.tz_convert(instrument.get("timezone", "UTC")).strftime("%Y-%m-%d")
 
 
 class _Progress:

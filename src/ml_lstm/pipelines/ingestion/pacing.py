@@ -113,8 +113,9 @@ class PacingBook:
 class PacingLimiter:
     """Async gate in front of every historical request: waits until the rules allow it."""
 
-    # Requests reach the server a little after we send them; keep this much slack so that
-    # network jitter never makes the server count two of our requests closer than we did.
+    # Requests reach the server a little after we send them; keep some slack so that
+    # jitter rarely makes the server count two of our requests closer than we did (a
+    # violation it still causes is answered with error 162 and retried).
     MARGIN_S = 0.05
 
     def __init__(self, rules: PacingRules) -> None:

@@ -13,6 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "stored_ingestion_ledger",
                     "params:instrument",
                     "params:ingestion",
+                    "run_info",
                 ],
                 outputs="sessions_to_fetch",
                 name="plan_backfill",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from ml_lstm.calendars import trading_sessions
+from ml_lstm.calendars import instrument_sessions
 
 from .ib_client import (
     ConnectionSettings,
@@ -33,11 +33,11 @@ SOURCES = ("simulator", "ib", "synthetic", "csv", "sqlite")
 SIMULATOR_CLIENT_ID = 1
 
 
-def session_windows(calendar: str, sessions: list[str]) -> list[SessionWindow]:
-    """Each session's UTC open and close from the exchange calendar."""
+def session_windows(instrument: dict, sessions: list[str]) -> list[SessionWindow]:
+    """Each session's UTC open and close from the instrument's calendar."""
     if not sessions:
         return []
-    schedule = trading_sessions(calendar, min(sessions), max(sessions))
+    schedule = instrument_sessions(instrument, min(sessions), max(sessions))
     wanted = set(sessions)
     return [
         SessionWindow(label.strftime("%Y-%m-%d"), row.open, row.close)

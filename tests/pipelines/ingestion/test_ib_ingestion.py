@@ -1,0 +1,256 @@
+"""The IB path for real: ib_insync over a loopback socket against the project's TWS simulator.
+
+Every test runs the ingestion pipeline with Kedro's runner on real files in tmp_path and
+checks the stored sessions against the synthetic market the simulator serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from ib_insync import IB, LimitOrder, Stock
+from ingestion_support import (
+    NVDA,
+    XAGUSD,
+    assert_stored_equal_market,
+    ingestion_parameters,
+    run_ingestion,
+    stored_sessions,
+    window_sessions,
+)
+
+from ml_lstm.pipelines.ingestion.ib_client import IngestionError
+from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
+from ml_lstm.pipelines.ingestion.pacing import PacingBook, PacingRules
+from ml_lstm.pipelines.ingestion.tws_simulator import (
+    Faults,
+    SimulatorThread,
+    instrument_from_parameters,
+)
+
+START, END = "2024-01-02", "2024-01-19"
+SESSIONS = window_sessions(NVDA, START, END)  # 13 sessions (MLK day is a holiday)
+
+
+@pytest.fixture
+def simulator(request):
+    """A simulator on an ephemeral loopback port serving NVDA, with the faults given by
+    `@pytest.mark.parametrize("simulator", [Faults(...)], indirect=True)`."""
+    faults = getattr(request, "param", None) or Faults()
+    with SimulatorThread([instrument_from_parameters(NVDA, 42)], faults) as running:
+        yield running
+
+
+def connection(simulator: SimulatorThread) -> dict:
+    return {"host": "127.0.0.1", "port": simulator.port, "client_id": 7}
+
+
+def ledger(tmp_path, name="nvda") -> dict:
+    return json.loads((tmp_path / name / "ingestion_ledger.json").read_text())["sessions"]
+
+
+@pytest.mark.parametrize("format_date", [1, 2])
+def test_backfill_equals_the_simulated_market_and_a_second_run_fetches_nothing(
+    tmp_path, format_date
+):
+    parameters = ingestion_parameters()
+    parameters["requests"]["format_date"] = format_date
+    run_ingestion(tmp_path, parameters)
+    assert_stored_equal_market(tmp_path, NVDA, SESSIONS)
+    assert {entry["status"] for entry in ledger(tmp_path).values()} == {"complete"}
+
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "nvda/minute_bars").iterdir()}
+    stored = {s: (lambda s=s: stored_sessions(tmp_path)[s]) for s in SESSIONS}
+    run_info = {"started_at": "2024-06-03T12:00:00+00:00"}
+    assert plan_backfill(stored, {"sessions": ledger(tmp_path)}, NVDA, parameters, run_info) == []
+    run_ingestion(tmp_path, parameters)
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "nvda/minute_bars").iterdir()}
+    assert after == mtimes
+
+
+FAULTS = {
+    "socket drop mid-backfill": Faults(drop_after_requests=frozenset({3, 9})),
+    "pacing violations": Faults(pacing_violation_requests=frozenset({2, 5, 6})),
+    "unanswered requests": Faults(unanswered_requests=frozenset({4, 10})),
+    "connectivity lost (1100/1102)": Faults(
+        connectivity_loss_after_requests=frozenset({5}), outage_s=0.3
+    ),
+    "enforced pacing rules": Faults(
+        pacing=PacingRules(identical_interval_s=0.2, same_contract_max=4,
+                           same_contract_window_s=0.3, window_max=10, window_s=1.0)
+    ),  # fmt: skip
+    "latency": Faults(latency_s=0.05),
+}
+
+
+@pytest.mark.parametrize("simulator", list(FAULTS.values()), ids=list(FAULTS), indirect=True)
+def test_backfill_under_faults_loses_and_duplicates_nothing(tmp_path, simulator):
+    parameters = ingestion_parameters(source="ib")
+    if simulator.simulator.faults.pacing is not None:
+        # The client obeys the rules the simulator enforces; a violation that network
+        # jitter still causes is retried.
+        parameters["requests"]["pacing"] = dataclasses.asdict(simulator.simulator.faults.pacing)
+        parameters["requests"]["max_retries"] = 8
+    run_ingestion(tmp_path, parameters, connection=connection(simulator))
+    assert_stored_equal_market(tmp_path, NVDA, SESSIONS)
+    entries = ledger(tmp_path)
+    assert {entry["status"] for entry in entries.values()} == {"complete"}
+    faults = simulator.simulator.faults
+    injected = (
+        len(faults.drop_after_requests) + len(faults.pacing_violation_requests)
+        + len(faults.unanswered_requests) + len(faults.connectivity_loss_after_requests)
+    )  # fmt: skip
+    # A refused or unanswered request costs one retry and nothing else is asked twice; a
+    # drop or an outage also loses the requests in flight, which are asked again.
+    lost_in_flight = faults.drop_after_requests or faults.connectivity_loss_after_requests
+    if faults.pacing is None and not lost_in_flight:
+        assert simulator.stats.historical_requests == len(SESSIONS) + injected
+    else:
+        assert simulator.stats.historical_requests > len(SESSIONS) or not injected
+    if faults.drop_after_requests:
+        assert simulator.stats.connections == 1 + len(faults.drop_after_requests)
+
+
+def test_pacing_limiter_spaces_requests_by_the_rules():
+    now = [0.0]
+    rules = PacingRules(identical_interval_s=15, same_contract_max=6, same_contract_window_s=2,
+                        window_max=8, window_s=600)  # fmt: skip
+    book = PacingBook(rules, clock=lambda: now[0])
+    sent = []
+    for number in range(10):
+        request = ("session", number % 9)  # the 10th repeats the 1st: an identical request
+        for _ in range(100):
+            wait = book.wait_time(request, "NVDA")
+            if wait <= 0:
+                break
+            now[0] += wait
+        assert book.violation(request, "NVDA") is None
+        book.record(request, "NVDA")
+        sent.append(now[0])
+    assert sent[:6] == [0.0] * 6  # six at once are allowed ...
+    assert sent[6] == 2.0  # ... the seventh waits for the 2 s window to move on
+    assert sent[8] == 600.0  # at most 8 in 600 s
+    assert sent[9] == 600.0  # the identical request, 600 s after the first, is fine
+    now[0] += 1.0
+    assert "identical" in book.violation(("session", 0), "NVDA")
+    assert book.wait_time(("session", 0), "NVDA") == 14.0
+
+
+def test_no_data_sessions_are_recorded_and_not_retried(tmp_path):
+    holes = {"2024-01-09", "2024-01-16"}
+    faults = Faults(no_data_dates=frozenset(holes))
+    with SimulatorThread([instrument_from_parameters(NVDA, 42)], faults) as simulator:
+        run_ingestion(tmp_path, ingestion_parameters(source="ib"), connection=connection(simulator))
+        assert simulator.stats.historical_requests == len(SESSIONS)
+        run_ingestion(tmp_path, ingestion_parameters(source="ib"), connection=connection(simulator))
+        assert simulator.stats.historical_requests == len(SESSIONS)
+    assert_stored_equal_market(tmp_path, NVDA, sorted(set(SESSIONS) - holes))
+    entries = ledger(tmp_path)
+    assert {s for s, e in entries.items() if e["status"] == "no_data"} == holes
+
+
+def test_failed_sessions_are_retried_by_later_runs_up_to_the_limit(tmp_path):
+    parameters = ingestion_parameters(source="ib", end_date="2024-01-05", max_attempts=2)
+    parameters["requests"].update(max_retries=1, request_timeout_s=0.3)
+    # Requests 1-2 (the first session, tried twice) are never answered.
+    faults = Faults(unanswered_requests=frozenset({1, 2}))
+    sessions = window_sessions(NVDA, START, "2024-01-05")
+    with SimulatorThread([instrument_from_parameters(NVDA, 42)], faults) as simulator:
+        parameters["requests"]["max_concurrent_requests"] = 1
+        run_ingestion(tmp_path, parameters, connection=connection(simulator))
+        first = ledger(tmp_path)["2024-01-02"]
+        assert first["status"] == "failed" and first["failures"] == 1
+        assert "2024-01-02" not in stored_sessions(tmp_path)
+        run_ingestion(tmp_path, parameters, connection=connection(simulator))
+        assert ledger(tmp_path)["2024-01-02"]["status"] == "complete"
+    assert_stored_equal_market(tmp_path, NVDA, sessions)
+
+
+def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
+    parameters = ingestion_parameters(batch_sessions=3)
+    raw = tmp_path / "nvda" / "minute_bars"
+    plan = [{"session": s, "stored_bars": 0} for s in SESSIONS]
+    batches = fetch_minute_bars(plan, {"sessions": {}}, NVDA, parameters, {})
+    from ml_lstm.datasets import AtomicJSONDataset, SessionPartitionsDataset
+
+    raw_dataset = SessionPartitionsDataset(path=str(raw))
+    ledger_dataset = AtomicJSONDataset(str(tmp_path / "nvda" / "ingestion_ledger.json"))
+    for _ in range(2):  # two batches are saved, then the run is killed
+        partitions, entries = next(batches)
+        raw_dataset.save(partitions)
+        ledger_dataset.save(entries)
+    batches.close()
+    assert len(stored_sessions(tmp_path)) == 6
+
+    run_ingestion(tmp_path, parameters)
+    assert_stored_equal_market(tmp_path, NVDA, SESSIONS)
+    assert all(entry["attempts"] == 1 for entry in ledger(tmp_path).values())
+
+
+def test_incomplete_stored_session_is_replaced_by_a_complete_one(tmp_path):
+    parameters = ingestion_parameters(end_date="2024-01-05")
+    sessions = window_sessions(NVDA, START, "2024-01-05")
+    run_ingestion(tmp_path, parameters)
+    path = tmp_path / "nvda" / "minute_bars" / "2024-01-03.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:100]) + "\n")  # a session cut short, e.g. by a crash
+    ledger_path = tmp_path / "nvda" / "ingestion_ledger.json"
+    content = json.loads(ledger_path.read_text())
+    del content["sessions"]["2024-01-03"]  # ... and never recorded as complete
+    ledger_path.write_text(json.dumps(content))
+    run_ingestion(tmp_path, parameters)
+    assert_stored_equal_market(tmp_path, NVDA, sessions)
+
+
+def test_xagusd_midpoint_bars_have_zero_volume(tmp_path):
+    parameters = ingestion_parameters(start_date="2024-03-05", end_date="2024-03-07")
+    sessions = window_sessions(XAGUSD, "2024-03-05", "2024-03-07")
+    run_ingestion(tmp_path, parameters, instrument=XAGUSD, name="xagusd")
+    assert_stored_equal_market(tmp_path, XAGUSD, sessions, name="xagusd")
+    for bars in stored_sessions(tmp_path, "xagusd").values():
+        assert len(bars) == 23 * 60  # METALS-NY: 18:00 to 17:00 New York, every minute quoted
+        assert (bars["volume"] == 0).all()
+
+
+def test_trades_for_a_quotes_only_contract_is_a_clear_error(tmp_path):
+    trades = {**XAGUSD, "what_to_show": "TRADES"}
+    parameters = ingestion_parameters(source="ib", start_date="2024-03-05", end_date="2024-03-05")
+    with (
+        SimulatorThread([instrument_from_parameters(XAGUSD, 42)]) as simulator,
+        pytest.raises(IngestionError, match="TRADES.*what_to_show"),
+    ):
+        run_ingestion(tmp_path, parameters, instrument=trades, connection=connection(simulator),
+                      name="xagusd")  # fmt: skip
+
+
+def test_unknown_symbol_is_a_clear_error_naming_it(tmp_path, simulator):
+    unknown = {**NVDA, "symbol": "NOSUCH"}
+    with pytest.raises(IngestionError, match="NOSUCH"):
+        run_ingestion(tmp_path, ingestion_parameters(source="ib"), instrument=unknown,
+                      connection=connection(simulator))  # fmt: skip
+
+
+def test_connection_refused_is_a_clear_error_without_the_address(tmp_path, simulator):
+    port = simulator.port
+    simulator.stop()
+    with pytest.raises(ConnectionError, match="Could not connect to TWS") as raised:
+        run_ingestion(tmp_path, ingestion_parameters(source="ib"),
+                      connection={"host": "127.0.0.1", "port": port, "client_id": 3})  # fmt: skip
+    assert str(port) not in str(raised.value)
+
+
+def test_the_simulator_refuses_orders(simulator):
+    ib = IB()
+    ib.connect("127.0.0.1", simulator.port, clientId=9, readonly=True, timeout=5)
+    try:
+        errors = []
+        ib.errorEvent += lambda req_id, code, message, contract: errors.append(code)
+        # Sent at the wire level on purpose: the product never calls placeOrder.
+        ib.client.placeOrder(1, Stock("NVDA", "SMART", "USD"), LimitOrder("BUY", 1, 1.0))
+        ib.sleep(0.3)
+    finally:
+        ib.disconnect()
+    assert simulator.stats.rejected_orders == 1
+    assert 321 in errors
