@@ -40,6 +40,8 @@ XAGUSD = {
     "synthetic": {"start_price": 23.0, "mean_minute_volume": 0},
 }
 
+RUN_STARTED_AT = "2024-06-03T12:00:00+00:00"
+
 # Fast settings: short timeouts and backoffs so every fault resolves in well under a second.
 FAST_REQUESTS = {
     "format_date": 2,
@@ -88,13 +90,11 @@ def run_ingestion(
             f"{name}.raw_minute_bars": SessionPartitionsDataset(path=raw),
             f"{name}.stored_minute_bars": SessionPartitionsDataset(path=raw),
             f"{name}.ingestion_ledger": AtomicJSONDataset(ledger, missing={"sessions": {}}),
-            f"{name}.stored_ingestion_ledger": AtomicJSONDataset(
-                ledger, missing={"sessions": {}}
-            ),
+            f"{name}.stored_ingestion_ledger": AtomicJSONDataset(ledger, missing={"sessions": {}}),
             f"{name}.ib_connection": MemoryDataset(connection or {}),
             f"params:instruments.{name}": MemoryDataset(instrument),
             "params:ingestion": MemoryDataset(ingestion),
-            "run_info": MemoryDataset({"run_id": "test", "started_at": "2024-06-03T12:00:00+00:00"}),
+            "run_info": MemoryDataset({"run_id": "test", "started_at": RUN_STARTED_AT}),
         }
     )
     SequentialRunner().run(for_instrument(create_pipeline(), name), catalog)

@@ -78,9 +78,14 @@ FAULTS = {
         connectivity_loss_after_requests=frozenset({5}), outage_s=0.3
     ),
     "enforced pacing rules": Faults(
-        pacing=PacingRules(identical_interval_s=0.2, same_contract_max=4,
-                           same_contract_window_s=0.3, window_max=10, window_s=1.0)
-    ),  # fmt: skip
+        pacing=PacingRules(
+            identical_interval_s=0.2,
+            same_contract_max=4,
+            same_contract_window_s=0.3,
+            window_max=10,
+            window_s=1.0,
+        )
+    ),
     "latency": Faults(latency_s=0.05),
 }
 
@@ -99,9 +104,11 @@ def test_backfill_under_faults_loses_and_duplicates_nothing(tmp_path, simulator)
     assert {entry["status"] for entry in entries.values()} == {"complete"}
     faults = simulator.simulator.faults
     injected = (
-        len(faults.drop_after_requests) + len(faults.pacing_violation_requests)
-        + len(faults.unanswered_requests) + len(faults.connectivity_loss_after_requests)
-    )  # fmt: skip
+        len(faults.drop_after_requests)
+        + len(faults.pacing_violation_requests)
+        + len(faults.unanswered_requests)
+        + len(faults.connectivity_loss_after_requests)
+    )
     # A refused or unanswered request costs one retry and nothing else is asked twice; a
     # drop or an outage also loses the requests in flight, which are asked again.
     lost_in_flight = faults.drop_after_requests or faults.connectivity_loss_after_requests
@@ -115,8 +122,13 @@ def test_backfill_under_faults_loses_and_duplicates_nothing(tmp_path, simulator)
 
 def test_pacing_limiter_spaces_requests_by_the_rules():
     now = [0.0]
-    rules = PacingRules(identical_interval_s=15, same_contract_max=6, same_contract_window_s=2,
-                        window_max=8, window_s=600)  # fmt: skip
+    rules = PacingRules(
+        identical_interval_s=15,
+        same_contract_max=6,
+        same_contract_window_s=2,
+        window_max=8,
+        window_s=600,
+    )
     book = PacingBook(rules, clock=lambda: now[0])
     sent = []
     for number in range(10):
@@ -219,25 +231,33 @@ def test_trades_for_a_quotes_only_contract_is_a_clear_error(tmp_path):
     parameters = ingestion_parameters(source="ib", start_date="2024-03-05", end_date="2024-03-05")
     with (
         SimulatorThread([instrument_from_parameters(XAGUSD, 42)]) as simulator,
-        pytest.raises(IngestionError, match="TRADES.*what_to_show"),
+        pytest.raises(IngestionError, match=r"TRADES.*what_to_show"),
     ):
-        run_ingestion(tmp_path, parameters, instrument=trades, connection=connection(simulator),
-                      name="xagusd")  # fmt: skip
+        run_ingestion(
+            tmp_path, parameters, instrument=trades, connection=connection(simulator), name="xagusd"
+        )
 
 
 def test_unknown_symbol_is_a_clear_error_naming_it(tmp_path, simulator):
     unknown = {**NVDA, "symbol": "NOSUCH"}
     with pytest.raises(IngestionError, match="NOSUCH"):
-        run_ingestion(tmp_path, ingestion_parameters(source="ib"), instrument=unknown,
-                      connection=connection(simulator))  # fmt: skip
+        run_ingestion(
+            tmp_path,
+            ingestion_parameters(source="ib"),
+            instrument=unknown,
+            connection=connection(simulator),
+        )
 
 
 def test_connection_refused_is_a_clear_error_without_the_address(tmp_path, simulator):
     port = simulator.port
     simulator.stop()
     with pytest.raises(ConnectionError, match="Could not connect to TWS") as raised:
-        run_ingestion(tmp_path, ingestion_parameters(source="ib"),
-                      connection={"host": "127.0.0.1", "port": port, "client_id": 3})  # fmt: skip
+        run_ingestion(
+            tmp_path,
+            ingestion_parameters(source="ib"),
+            connection={"host": "127.0.0.1", "port": port, "client_id": 3},
+        )
     assert str(port) not in str(raised.value)
 
 

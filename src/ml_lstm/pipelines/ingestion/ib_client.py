@@ -149,9 +149,12 @@ def build_contract(instrument: dict) -> Contract:
                 f"Future {symbol!r}: set `expiry` (YYYYMM or YYYYMMDD) in its parameters."
             )
         return Future(
-            symbol, expiry, exchange, multiplier=str(instrument.get("multiplier", "")),
+            symbol,
+            expiry,
+            exchange,
+            multiplier=str(instrument.get("multiplier", "")),
             currency=currency,
-        )  # fmt: skip
+        )
     raise ValueError(
         f"Instrument {symbol!r}: sec_type {sec_type!r} is not supported; expected STK, "
         "CMDTY, CASH or FUT."
@@ -194,9 +197,7 @@ class HistoricalBarsClient:
 
     # -- public, synchronous -------------------------------------------------------------
 
-    def fetch(
-        self, windows: list[SessionWindow], batch_size: int
-    ) -> Iterator[list[SessionResult]]:
+    def fetch(self, windows: list[SessionWindow], batch_size: int) -> Iterator[list[SessionResult]]:
         """Yields lists of at most `batch_size` finished sessions until all are done."""
         loop = asyncio.new_event_loop()
         previous = _current_loop()
@@ -263,8 +264,11 @@ class HistoricalBarsClient:
                 delay = self._backoff(self._reconnects)
                 logger.warning(
                     "%s: connection to TWS lost; reconnecting in %.1f s (%d/%d)",
-                    self.contract.symbol, delay, self._reconnects, self.settings.max_reconnects,
-                )  # fmt: skip
+                    self.contract.symbol,
+                    delay,
+                    self._reconnects,
+                    self.settings.max_reconnects,
+                )
                 self._ib.disconnect()
                 await asyncio.sleep(delay)
                 try:
@@ -299,8 +303,9 @@ class HistoricalBarsClient:
                 self.settings.request_timeout_s,
             )
         except (RequestError, TimeoutError, ValueError) as error:
-            logger.warning("%s: no head timestamp (%s); fetching every session",
-                           self.contract.symbol, error)  # fmt: skip
+            logger.warning(
+                "%s: no head timestamp (%s); fetching every session", self.contract.symbol, error
+            )
             return None
         stamp = pd.Timestamp(head)
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -379,9 +384,15 @@ class HistoricalBarsClient:
                 return SessionResult(window.session, status, bars, attempts=attempts)
             if failures <= settings.max_retries:
                 delay = self._backoff(failures)
-                logger.warning("%s %s: %s; retry %d/%d in %.1f s", self.contract.symbol,
-                               window.session, last_error, failures, settings.max_retries,
-                               delay)  # fmt: skip
+                logger.warning(
+                    "%s %s: %s; retry %d/%d in %.1f s",
+                    self.contract.symbol,
+                    window.session,
+                    last_error,
+                    failures,
+                    settings.max_retries,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         return SessionResult(window.session, "failed", attempts=attempts, error=last_error)
 
@@ -412,9 +423,17 @@ class HistoricalBarsClient:
         future = ib.wrapper.startReq(req_id, self.contract, container=bars)
         self._in_flight[req_id] = future
         ib.client.reqHistoricalData(
-            req_id, self.contract, end, duration, "1 min", self.what_to_show, self.use_rth,
-            self.settings.format_date, False, [],
-        )  # fmt: skip
+            req_id,
+            self.contract,
+            end,
+            duration,
+            "1 min",
+            self.what_to_show,
+            self.use_rth,
+            self.settings.format_date,
+            False,
+            [],
+        )
         try:
             await asyncio.wait_for(asyncio.shield(future), self.settings.request_timeout_s)
         except TimeoutError:

@@ -73,12 +73,20 @@ def plan_backfill(
         logger.warning(
             "%s: %d session(s) failed %d runs and are no longer fetched (first %s); delete "
             "their entries in ingestion_ledger.json to try again",
-            instrument["symbol"], len(given_up), max_attempts, given_up[0],
-        )  # fmt: skip
+            instrument["symbol"],
+            len(given_up),
+            max_attempts,
+            given_up[0],
+        )
     logger.info(
         "%s: %d sessions in %s..%s: %d settled, %d to fetch",
-        instrument["symbol"], len(schedule), ingestion["start_date"], end, settled, len(plan),
-    )  # fmt: skip
+        instrument["symbol"],
+        len(schedule),
+        ingestion["start_date"],
+        end,
+        settled,
+        len(plan),
+    )
     return plan
 
 
@@ -131,8 +139,10 @@ def _keep_if_better(result: SessionResult, stored: int) -> pd.DataFrame | None:
     if len(result.bars) < stored:
         logger.info(
             "%s: kept the stored %d bars (the source now gives %d)",
-            result.session, stored, len(result.bars),
-        )  # fmt: skip
+            result.session,
+            stored,
+            len(result.bars),
+        )
         return None
     return result.bars
 
@@ -181,9 +191,14 @@ class _Progress:
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         logger.info(
             "%s: %d/%d sessions (%.0f%%), %s bars, %.1f s elapsed, ETA %.1f s",
-            self.symbol, self.done, self.total, 100 * self.done / max(self.total, 1),
-            f"{self.bars:,}", elapsed, eta,
-        )  # fmt: skip
+            self.symbol,
+            self.done,
+            self.total,
+            100 * self.done / max(self.total, 1),
+            f"{self.bars:,}",
+            elapsed,
+            eta,
+        )
 
     def summary(self, ledger: dict, sessions: list[str]) -> None:
         statuses: dict[str, int] = {}

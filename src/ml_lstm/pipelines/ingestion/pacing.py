@@ -67,8 +67,9 @@ class PacingBook:
         if rules.same_contract_max is not None:
             times = self._trim(self._per_contract.get(contract), rules.same_contract_window_s, now)
             if times is not None and len(times) >= rules.same_contract_max:
-                waits.append(times[-rules.same_contract_max] + rules.same_contract_window_s
-                             + margin_s - now)
+                waits.append(
+                    times[-rules.same_contract_max] + rules.same_contract_window_s + margin_s - now
+                )
         if rules.window_max is not None:
             self._trim(self._all, rules.window_s, now)
             if len(self._all) >= rules.window_max:

@@ -66,9 +66,19 @@ NO_DATA_TEXT = HMDS + "HMDS query returned no data: {symbol}@{exchange} {what}"
 PACING_TEXT = HMDS + "Historical data request pacing violation ({rule})"
 QUOTES_ONLY_TEXT = HMDS + "No data of type {what} is available for {symbol} (quotes only)"
 CONTRACT_FIELDS = (
-    "conId", "symbol", "secType", "lastTradeDateOrContractMonth", "strike", "right",
-    "multiplier", "exchange", "primaryExchange", "currency", "localSymbol", "tradingClass",
-)  # fmt: skip
+    "conId",
+    "symbol",
+    "secType",
+    "lastTradeDateOrContractMonth",
+    "strike",
+    "right",
+    "multiplier",
+    "exchange",
+    "primaryExchange",
+    "currency",
+    "localSymbol",
+    "tradingClass",
+)
 
 
 def contract_key(sec_type: str, symbol: str, currency: str) -> tuple[str, str, str]:
@@ -442,8 +452,10 @@ class _Connection:
         self.server._client_ids.add(client_id)
         self.send(MANAGED_ACCTS, 1, self.server.account)
         self.send(NEXT_VALID_ID, 1, 1)
-        for code, farm in ((2104, "Market data farm connection is OK:usfarm"),
-                           (2106, "HMDS data farm connection is OK:ushmds")):
+        for code, farm in (
+            (2104, "Market data farm connection is OK:usfarm"),
+            (2106, "HMDS data farm connection is OK:ushmds"),
+        ):
             self.error(-1, code, farm)
 
     def reject_order(self, message: int, fields: list[str]) -> None:
@@ -451,10 +463,11 @@ class _Connection:
         order_id = int(fields[2]) if message in (PLACE_ORDER, CANCEL_ORDER) else -1
         logger.error("TWS simulator: refused order message %d (read-only API)", message)
         self.error(
-            order_id, 321,
+            order_id,
+            321,
             "Error validating request:-'bO' : cause - The API interface is currently in "
             "Read-Only mode.",
-        )  # fmt: skip
+        )
 
     def _instrument(self, contract: dict[str, str]) -> SimulatedInstrument | None:
         key = contract_key(contract["secType"], contract["symbol"], contract["currency"] or "USD")
@@ -472,13 +485,47 @@ class _Connection:
             return
         i = instrument
         self.send(
-            CONTRACT_DATA, req_id, i.symbol, i.sec_type, i.last_trade_date, 0, "",
-            i.exchange, i.currency, i.symbol, i.symbol, i.symbol, i.con_id, i.min_tick,
-            i.multiplier, "LMT,MKT", f"{i.exchange},{i.primary_exchange}".strip(","), 1, 0,
-            f"{i.symbol} (simulated)", i.primary_exchange, i.last_trade_date[:6], "", "", "",
-            i.time_zone, "", "", "", "", 0, 1, "", "", "26", i.last_trade_date, "COMMON",
-            1, 1, 1,
-        )  # fmt: skip
+            CONTRACT_DATA,
+            req_id,
+            i.symbol,
+            i.sec_type,
+            i.last_trade_date,
+            0,
+            "",
+            i.exchange,
+            i.currency,
+            i.symbol,
+            i.symbol,
+            i.symbol,
+            i.con_id,
+            i.min_tick,
+            i.multiplier,
+            "LMT,MKT",
+            f"{i.exchange},{i.primary_exchange}".strip(","),
+            1,
+            0,
+            f"{i.symbol} (simulated)",
+            i.primary_exchange,
+            i.last_trade_date[:6],
+            "",
+            "",
+            "",
+            i.time_zone,
+            "",
+            "",
+            "",
+            "",
+            0,
+            1,
+            "",
+            "",
+            "26",
+            i.last_trade_date,
+            "COMMON",
+            1,
+            1,
+            1,
+        )
         self.send(CONTRACT_DATA_END, 1, req_id)
 
     def head_timestamp(self, fields: list[str]) -> None:
@@ -521,8 +568,12 @@ class _Connection:
             self.error(req_id, 162, PACING_TEXT.format(rule=rule))
             return
         if bar_size.strip() != "1 min":
-            self.error(req_id, 321, f"Error validating request: bar size {bar_size!r} is "
-                       "not served by the simulator (only '1 min')")  # fmt: skip
+            self.error(
+                req_id,
+                321,
+                f"Error validating request: bar size {bar_size!r} is "
+                "not served by the simulator (only '1 min')",
+            )
             return
         if instrument.quotes_only and what == "TRADES":
             self.error(req_id, 162, QUOTES_ONLY_TEXT.format(what=what, symbol=instrument.symbol))
@@ -555,22 +606,46 @@ class _Connection:
             dates = bars["timestamp"].dt.strftime("%Y-%m-%d")
             bars = bars[~dates.isin(no_data)]
         if bars.empty:
-            self.error(req_id, 162, NO_DATA_TEXT.format(
-                symbol=instrument.symbol, exchange=instrument.exchange, what=what.title()))
+            self.error(
+                req_id,
+                162,
+                NO_DATA_TEXT.format(
+                    symbol=instrument.symbol, exchange=instrument.exchange, what=what.title()
+                ),
+            )
             return
         zone = instrument.time_zone
         volumes = [-1] * len(bars) if what != "TRADES" else bars["volume"].tolist()
         rows: list[object] = []
         for stamp, o, h, low, c, v in zip(
-            bars["timestamp"], bars["open"], bars["high"], bars["low"], bars["close"], volumes,
+            bars["timestamp"],
+            bars["open"],
+            bars["high"],
+            bars["low"],
+            bars["close"],
+            volumes,
             strict=True,
         ):
             average = round((h + low + c) / 3, 6) if what == "TRADES" else -1
-            rows += [_format_time(stamp, format_date, zone), o, h, low, c, v, average,
-                     1 if what == "TRADES" else -1]  # fmt: skip
+            rows += [
+                _format_time(stamp, format_date, zone),
+                o,
+                h,
+                low,
+                c,
+                v,
+                average,
+                1 if what == "TRADES" else -1,
+            ]
         self.server.stats.bars_served += len(bars)
-        self.send(HISTORICAL_DATA, req_id, _format_time(start, format_date, zone),
-                  _format_time(end, format_date, zone), len(bars), *rows)  # fmt: skip
+        self.send(
+            HISTORICAL_DATA,
+            req_id,
+            _format_time(start, format_date, zone),
+            _format_time(end, format_date, zone),
+            len(bars),
+            *rows,
+        )
 
     def lose_connectivity(self) -> None:
         logger.info("TWS simulator: connectivity lost for %.2f s", self.server.faults.outage_s)
@@ -583,8 +658,11 @@ class _Connection:
 
     def restore(self) -> None:
         self.offline = False
-        self.error(-1, 1102, "Connectivity between IB and Trader Workstation has been "
-                   "restored - data maintained.")  # fmt: skip
+        self.error(
+            -1,
+            1102,
+            "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+        )
 
 
 def _format_time(stamp: pd.Timestamp, format_date: int, zone: str) -> str:
@@ -650,11 +728,16 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7497)
     parser.add_argument(
-        "--instrument", action="append", default=None,
+        "--instrument",
+        action="append",
+        default=None,
         help="instrument key of conf/base/parameters.yml to serve (repeatable; default: all)",
-    )  # fmt: skip
-    parser.add_argument("--csv", default=None, help="serve this raw-layout CSV instead of the "
-                        "synthetic market (with one --instrument)")  # fmt: skip
+    )
+    parser.add_argument(
+        "--csv",
+        default=None,
+        help="serve this raw-layout CSV instead of the synthetic market (with one --instrument)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--drop-after", type=int, action="append", default=[])
