@@ -12,7 +12,7 @@ import pytest
 from ml_lstm.pipelines.inference.nodes import (
     ModelMismatchError,
     bar_after,
-    check_model_inputs,
+    check_served_model,
     label_served_splits,
     predict_next_close,
     stale_by,
@@ -118,14 +118,13 @@ MODELLING = {"features": FEATURES, "lookback": 4}
 DATA_PROCESSING = {"frequency": "60min"}
 
 
-def test_matching_manifest_passes_the_table_through_with_utc_times():
+def test_a_matching_model_is_passed_on():
     table = feature_table(6)
     table["timestamp"] = table["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
 
-    checked = check_model_inputs(served(), None, table, MODELLING, DATA_PROCESSING)
+    bundle = served()
 
-    assert str(checked["timestamp"].dt.tz) == "UTC"
-    assert checked[FEATURES].equals(table[FEATURES])
+    assert check_served_model(bundle, None, table, MODELLING, DATA_PROCESSING) is bundle
 
 
 @pytest.mark.parametrize(
@@ -167,7 +166,7 @@ def test_manifest_mismatch_fails_naming_the_field(change, message):
         table = table.drop(columns=change["table_drop"])
 
     with pytest.raises(ModelMismatchError, match=message) as error:
-        check_model_inputs(served(), None, table, modelling, data_processing)
+        check_served_model(served(), None, table, modelling, data_processing)
     assert "Model v1 (champion) does not match the current features" in str(error.value)
     assert "kedro run --pipelines modelling" in str(error.value)
 
@@ -177,13 +176,13 @@ def test_a_model_whose_shape_contradicts_its_manifest_is_refused():
     bundle["model"] = constant_model(5, 2, 0.0)
 
     with pytest.raises(ModelMismatchError, match=r"input shape \(5, 2\) is not"):
-        check_model_inputs(bundle, None, feature_table(6), MODELLING, DATA_PROCESSING)
+        check_served_model(bundle, None, feature_table(6), MODELLING, DATA_PROCESSING)
 
 
 def test_serving_a_pinned_non_champion_warns(caplog):
     bundle = {**served(), "source": "pinned"}
     with caplog.at_level(logging.WARNING):
-        check_model_inputs(bundle, {"version": "v0"}, feature_table(6), MODELLING, DATA_PROCESSING)
+        check_served_model(bundle, {"version": "v0"}, feature_table(6), MODELLING, DATA_PROCESSING)
     assert "Serving pinned version v1; the champion is v0." in caplog.text
 
 

@@ -31,14 +31,14 @@ class ModelMismatchError(ValueError):
     """The served model was trained on inputs other than those the pipeline now produces."""
 
 
-def check_model_inputs(
+def check_served_model(
     served_model: dict,
     champion_record: dict | None,
     features: pd.DataFrame,
     modelling: dict,
     data_processing: dict,
-) -> pd.DataFrame:
-    """The feature table, once the served model's manifest is known to match it.
+) -> dict:
+    """The served model, once its manifest is known to match the current features.
 
     Compares the manifest with the current configuration and table: feature names and
     order, lookback, bar frequency, and the model's own input shape. Any difference is a
@@ -61,6 +61,11 @@ def check_model_inputs(
         logger.warning("Serving pinned version %s; the champion is %s.", version, champion)
     else:
         logger.info("Serving %s version %s.", served_model["source"], version)
+    return served_model
+
+
+def with_utc_timestamps(features: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the feature table whose `timestamp` column is tz-aware UTC."""
     table = features.copy()
     table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True, format="ISO8601")
     return table
@@ -121,8 +126,8 @@ def manifest_mismatches(
 
 
 def predict_next_close(
-    served_model: dict,
-    checked_features: pd.DataFrame,
+    checked_model: dict,
+    features: pd.DataFrame,
     instrument: dict,
     inference: dict,
     run_info: dict,
@@ -131,14 +136,13 @@ def predict_next_close(
 
     Warns when the last bar is stale (see `stale_by`) relative to the run's start.
     """
-    model, scaler, manifest = (served_model[key] for key in ("model", "scaler", "manifest"))
+    model, scaler, manifest = (checked_model[key] for key in ("model", "scaler", "manifest"))
     lookback, horizon = manifest["lookback"], manifest["horizon"]
-    if len(checked_features) < lookback:
+    if len(features) < lookback:
         raise ValueError(
-            f"Inference needs the last {lookback} bars, the feature table has "
-            f"{len(checked_features)}."
+            f"Inference needs the last {lookback} bars, the feature table has {len(features)}."
         )
-    recent = checked_features.iloc[-lookback:]
+    recent = with_utc_timestamps(features.iloc[-lookback:])
     window = scale_features(recent, scaler)[np.newaxis, :, :]
     raw = float(np.asarray(model.predict(window, verbose=0)).reshape(-1)[0])
     value = raw * scaler["target_std"] + scaler["target_mean"]
@@ -172,7 +176,7 @@ def predict_next_close(
         predicted,
         direction,
         last_close,
-        served_model["version"],
+        checked_model["version"],
     )
     return pd.DataFrame(
         [
@@ -182,7 +186,7 @@ def predict_next_close(
                 "predicted_close": round(predicted, 6),
                 "last_close": last_close,
                 "direction": direction,
-                "model_version": served_model["version"],
+                "model_version": checked_model["version"],
                 "run_id": run_info["run_id"],
             }
         ]
@@ -238,7 +242,7 @@ def label_served_splits(features: pd.DataFrame, manifest: dict) -> pd.DataFrame:
 
 
 def forecast_test_range(
-    served_model: dict, checked_features: pd.DataFrame, modelling: dict
+    checked_model: dict, features: pd.DataFrame, modelling: dict
 ) -> pd.DataFrame:
     """The served model's and every baseline's forecasts over its whole test range.
 
@@ -246,20 +250,20 @@ def forecast_test_range(
     last and actual close, then the close forecast by each model (columns named as in
     modelling's test_forecasts), and the model version: a table for downstream backtests.
     """
-    manifest = served_model["manifest"]
+    manifest = checked_model["manifest"]
     settings = {key: manifest[key] for key in ("lookback", "horizon", "target")}
-    table = label_served_splits(checked_features, manifest)
+    table = label_served_splits(with_utc_timestamps(features), manifest)
     forecasts = forecast_test_split(
-        served_model["model"], table, served_model["scaler"], {**modelling, **settings}
+        checked_model["model"], table, checked_model["scaler"], {**modelling, **settings}
     )
     times = table["timestamp"].reset_index(drop=True)
     position = pd.Index(times).get_indexer(pd.to_datetime(forecasts["timestamp"], utc=True))
     forecasts.insert(1, "target_bar_time", times.iloc[position + manifest["horizon"]].to_numpy())
     forecasts = forecasts.rename(columns={"timestamp": "as_of_bar_time"})
-    forecasts["model_version"] = served_model["version"]
+    forecasts["model_version"] = checked_model["version"]
     logger.info(
         "Backtest of %s: %d test bars from %s to %s.",
-        served_model["version"],
+        checked_model["version"],
         len(forecasts),
         forecasts["as_of_bar_time"].iloc[0],
         forecasts["as_of_bar_time"].iloc[-1],
@@ -268,7 +272,7 @@ def forecast_test_range(
 
 
 def plot_latest_prediction(
-    checked_features: pd.DataFrame,
+    features: pd.DataFrame,
     predictions: pd.DataFrame,
     test_range_forecasts: pd.DataFrame,
     instrument: dict,
@@ -279,12 +283,13 @@ def plot_latest_prediction(
     coverage = chart["band_coverage"]
     has_prices = test_range_forecasts["lstm"].notna().any()
     band = charts.residual_band(test_range_forecasts, coverage) if has_prices else None
-    times = pd.Index(checked_features["timestamp"])
+    table = with_utc_timestamps(features)
+    times = pd.Index(table["timestamp"])
     first = test_range_forecasts.iloc[0]
     horizon = int(
         times.get_loc(utc(first["target_bar_time"])) - times.get_loc(utc(first["as_of_bar_time"]))
     )
-    recent = checked_features.iloc[-chart["recent_bars"] :]
+    recent = table.iloc[-chart["recent_bars"] :]
     return charts.latest_prediction_figures(
         recent, predictions, band, coverage, horizon, instrument["symbol"]
     )

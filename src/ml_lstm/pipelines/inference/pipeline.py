@@ -1,7 +1,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
-    check_model_inputs,
+    check_served_model,
     forecast_test_range,
     plot_latest_prediction,
     plot_test_range,
@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=check_model_inputs,
+                func=check_served_model,
                 # champion_record orders a full run's inference after modelling's promotion.
                 inputs=[
                     "served_model",
@@ -24,14 +24,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:modelling",
                     "params:data_processing",
                 ],
-                outputs="checked_features",
-                name="check_model_inputs",
+                outputs="checked_model",
+                name="check_served_model",
             ),
             Node(
                 func=predict_next_close,
                 inputs=[
-                    "served_model",
-                    "checked_features",
+                    "checked_model",
+                    "features",
                     "params:instrument",
                     "params:inference",
                     "run_info",
@@ -41,14 +41,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=forecast_test_range,
-                inputs=["served_model", "checked_features", "params:modelling"],
+                inputs=["checked_model", "features", "params:modelling"],
                 outputs="test_range_forecasts",
                 name="forecast_test_range",
             ),
             Node(
                 func=plot_latest_prediction,
                 inputs=[
-                    "checked_features",
+                    "features",
                     "predictions",
                     "test_range_forecasts",
                     "params:instrument",
