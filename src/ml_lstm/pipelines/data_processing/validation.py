@@ -10,6 +10,7 @@ volumes and empty volumes are invalid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,8 @@ def _parse_timestamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nda
         values = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
         values = values.dt.tz_localize(None)
         unparsable = values.isna().to_numpy()
-        zulu = text.str.endswith("Z").to_numpy(dtype=bool, na_value=False)
+        strings = text.to_numpy(dtype=object, na_value="")
+        zulu = np.fromiter(map(str.endswith, strings, repeat("Z")), bool, len(strings))
         naive = ~zulu & ~unparsable
         if naive.any():
             has_offset = text[naive].str.contains(r"[+-]\d\d:?\d\d$", regex=True)

@@ -1,0 +1,78 @@
+"""Builders of minute bars and small data_processing parameters for these tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml_lstm.calendars import trading_sessions
+
+NVDA = {"symbol": "NVDA", "calendar": "XNYS", "extended_hours": False}
+
+PARAMETERS = {
+    "frequency": "60min",
+    "max_rejected_share": 0.01,
+    "max_fill_minutes": 5,
+    "features": {
+        "include": [
+            "return",
+            "log_return",
+            "sma",
+            "ema",
+            "rsi",
+            "macd",
+            "volatility",
+            "session_position",
+            "day_of_week",
+        ],
+        "sma_windows": [3],
+        "ema_windows": [4],
+        "rsi_window": 3,
+        "macd": {"fast": 2, "slow": 4, "signal": 2},
+        "volatility_windows": [3],
+        "max_missing_sessions": 0,
+    },
+}
+
+
+def session_minutes(calendar: str, session: str, extended: bool = False) -> pd.DatetimeIndex:
+    """Every minute (bar start, UTC) of one session."""
+    row = trading_sessions(calendar, session, session, extended=extended).iloc[0]
+    return pd.date_range(row["open"], row["close"], freq="1min", inclusive="left")
+
+
+def minute_bars(timestamps, start_price: float = 100.0, seed: int = 0) -> pd.DataFrame:
+    """Consistent OHLCV minute bars (tz-aware timestamps) on a seeded random walk."""
+    rng = np.random.default_rng(seed)
+    n = len(timestamps)
+    close = start_price * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    open_ = np.concatenate([[start_price], close[:-1]])
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.001, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.001, n))
+    return pd.DataFrame(
+        {
+            "timestamp": pd.DatetimeIndex(timestamps).tz_convert("UTC"),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": rng.integers(0, 1000, n).astype(float),
+        }
+    )
+
+
+def raw_partitions(bars: pd.DataFrame, calendar: str = "XNYS") -> dict:
+    """Raw-layout partitions {session: loader} as SessionPartitionsDataset gives them."""
+    text = bars.copy()
+    if isinstance(text["timestamp"].dtype, pd.DatetimeTZDtype):
+        text["timestamp"] = text["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    day = pd.to_datetime(text["timestamp"].str[:10])
+    return {
+        key: (lambda part=part: part.reset_index(drop=True))
+        for key, part in text.groupby(day.dt.strftime("%Y-%m-%d"))
+    }
+
+
+def parameters(**changes) -> dict:
+    """A copy of PARAMETERS with top-level `changes`."""
+    return {**PARAMETERS, "features": dict(PARAMETERS["features"]), **changes}
