@@ -15,7 +15,11 @@ from ml_lstm.pipelines.modelling.baselines import (
     predict_linear,
     sma_forecast,
 )
-from ml_lstm.pipelines.modelling.evaluation import price_metrics, wilson_interval
+from ml_lstm.pipelines.modelling.evaluation import (
+    diebold_mariano,
+    price_metrics,
+    wilson_interval,
+)
 from ml_lstm.pipelines.modelling.windows import split_windows, target_values, window_view
 
 
@@ -142,3 +146,15 @@ def test_wilson_interval_and_price_metrics_follow_their_definitions():
     # Three forecasts move (up, up, up); actual moves up, down, up: two hits of three.
     assert scores["directional_rows"] == 3
     assert scores["directional_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_diebold_mariano_matches_a_paired_t_statistic_at_horizon_one():
+    rng = np.random.default_rng(3)
+    actual = rng.standard_normal(400)
+    ours = actual + 0.5 * rng.standard_normal(400)
+    reference = actual + rng.standard_normal(400)
+    result = diebold_mariano(actual, ours, reference, horizon=1)
+    gain = np.abs(actual - reference) - np.abs(actual - ours)
+    assert result["statistic"] == pytest.approx(gain.mean() / (gain.std() / np.sqrt(400)))
+    assert result["statistic"] > 0 and result["p_value"] < 1e-6
+    assert diebold_mariano(actual, ours, ours, horizon=3) == {"statistic": 0.0, "p_value": 1.0}

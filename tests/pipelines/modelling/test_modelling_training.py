@@ -19,6 +19,7 @@ def test_lstm_learns_real_signal_and_beats_every_baseline(trained):
     assert metrics["evaluation"]["lstm_beats_persistence"] is True
     assert metrics["lstm"]["relative_mae"] < 0.5
     assert metrics["lstm"]["directional_accuracy_ci95"][0] > 0.5
+    assert metrics["evaluation"]["diebold_mariano_vs_persistence"]["p_value"] < 1e-6
     for baseline in ("persistence", "drift", "sma"):
         assert metrics["lstm"]["mase"] < metrics[baseline]["mase"]
     # The linear baseline sees the same features, and the signal is linear: it learns too.
@@ -33,6 +34,7 @@ def test_model_trained_on_shuffled_targets_shows_no_skill(trained_on_shuffled):
     # Near persistence (the model learns to predict almost no move), far from the 0.25 of
     # the same network trained on the signal.
     assert metrics["lstm"]["relative_mae"] > 0.97
+    assert metrics["evaluation"]["diebold_mariano_vs_persistence"]["p_value"] > 0.05
     low, high = metrics["lstm"]["directional_accuracy_ci95"]
     assert low < 0.5 < high
 

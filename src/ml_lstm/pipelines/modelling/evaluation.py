@@ -13,6 +13,10 @@ Definitions (every model is scored on the same test rows t, forecasting close[t+
   sign(close[t+h] - close[t]), over rows where the forecast moves at all (persistence has
   no direction: None). A flat actual move is a miss. The 95% interval is Wilson's score
   interval for a binomial proportion.
+- Diebold-Mariano test (absolute-error loss) of the LSTM against persistence: d = |e_p| -
+  |e_lstm| per row, t = mean(d) / sqrt(var_HAC(d) / n) with a Bartlett (Newey-West)
+  variance over horizon - 1 lags, two-sided p-value from the normal distribution.
+  "Beats persistence" is lower MASE; "significantly" needs p < 0.05 as well.
 - For the `direction` target the LSTM forecasts P(close[t+h] > close[t]), not a price: its
   price errors are None, it predicts "up" when P > 0.5, and it also gets log_loss and brier.
 """
@@ -102,6 +106,24 @@ def probability_metrics(
         "brier": float(np.mean((probability - went_up) ** 2)),
         "rows": len(actual),
     }
+
+
+def diebold_mariano(
+    actual: np.ndarray, ours: np.ndarray, reference: np.ndarray, horizon: int
+) -> dict[str, float]:
+    """Diebold-Mariano test of equal absolute error: positive statistic, ours is better."""
+    actual = np.asarray(actual, dtype="float64")
+    gain = np.abs(actual - np.asarray(reference)) - np.abs(actual - np.asarray(ours))
+    n = len(gain)
+    centred = gain - gain.mean()
+    variance = float(centred @ centred) / n
+    for lag in range(1, min(horizon, n)):
+        weight = 1 - lag / horizon
+        variance += 2 * weight * float(centred[lag:] @ centred[:-lag]) / n
+    if not variance > 0:
+        return {"statistic": 0.0, "p_value": 1.0}
+    statistic = float(gain.mean() / math.sqrt(variance / n))
+    return {"statistic": statistic, "p_value": math.erfc(abs(statistic) / math.sqrt(2))}
 
 
 def lstm_beats_persistence(metrics: dict) -> bool:

@@ -22,6 +22,7 @@ from .baselines import (
     sma_forecast,
 )
 from .evaluation import (
+    diebold_mariano,
     lstm_beats_persistence,
     naive_scale,
     price_metrics,
@@ -385,6 +386,13 @@ def evaluate_forecasts(
         "mase_scale": scale,
         "lstm_beats_persistence": beats,
     }
+    if metrics["lstm"]["mase"] is not None:
+        metrics["evaluation"]["diebold_mariano_vs_persistence"] = diebold_mariano(
+            test_forecasts["actual_close"],
+            test_forecasts["lstm"],
+            test_forecasts["persistence"],
+            horizon,
+        )
     for name in ("lstm", *BASELINES):
         row = metrics[name]
         logger.info(
@@ -395,12 +403,17 @@ def evaluate_forecasts(
         )
     lstm, persistence = metrics["lstm"], metrics["persistence"]
     if lstm["mase"] is not None:
+        test = metrics["evaluation"]["diebold_mariano_vs_persistence"]
+        significance = "significant" if test["p_value"] < 0.05 else "NOT significant"
         logger.info(
-            "Verdict on %d test rows: the LSTM %s persistence (MASE %.4f vs %.4f).",
+            "Verdict on %d test rows: the LSTM %s persistence (MASE %.4f vs %.4f; "
+            "Diebold-Mariano p = %.3g, %s at 5%%).",
             len(test_forecasts),
             "BEATS" if beats else "does NOT beat",
             lstm["mase"],
             persistence["mase"],
+            test["p_value"],
+            significance,
         )
     else:
         logger.info(
