@@ -225,12 +225,15 @@ def read_ticks_sqlite(path: str | Path, settings: dict) -> pd.DataFrame:
     table = settings.get("table", "ticks")
     time_column = settings.get("timestamp_column", "timestamp")
     price_column = settings.get("price_column", "price")
-    volume_column = settings.get("volume_column")
+    volume_column = settings.get("volume_column", "volume")
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
         if table not in tables:
             raise ValueError(f"{path}: no table {table!r} (tables: {', '.join(tables) or 'none'}).")
         present = [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]
+        if volume_column and volume_column not in present:
+            logger.info("%s: table %r has no %r column: volume 0", path, table, volume_column)
+            volume_column = None
         wanted = [time_column, price_column] + ([volume_column] if volume_column else [])
         missing = [column for column in wanted if column not in present]
         if missing:

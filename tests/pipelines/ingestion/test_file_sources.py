@@ -1,0 +1,196 @@
+"""CSV presets and SQLite ticks imported into the raw layout, and malformed files refused."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+from ingestion_support import NVDA, ingestion_parameters, run_ingestion, stored_sessions
+from support import SHARED_DATA, requires_shared_data
+
+from ml_lstm.pipelines.ingestion.file_sources import PRESETS, read_bars_csv
+
+# Two NVDA bars at the open of 2024-01-02 (14:30 UTC = 09:30 New York), one on 2024-01-03,
+# and one pre-market bar that is outside the regular session.
+EXPECTED = pd.DataFrame(
+    {
+        "timestamp": ["2024-01-02T14:30:00Z", "2024-01-02T14:31:00Z", "2024-01-03T14:30:00Z"],
+        "open": [48.1, 48.2, 47.0],
+        "high": [48.3, 48.4, 47.5],
+        "low": [48.0, 48.1, 46.9],
+        "close": [48.2, 48.3, 47.4],
+        "volume": [1200, 800, 500],
+    }
+)
+
+FILES = {
+    "plain": (
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-02T13:00:00Z,47.9,48.0,47.8,47.9,10\n"
+        "2024-01-02T14:30:00Z,48.1,48.3,48.0,48.2,1200\n"
+        "2024-01-02T14:31:00Z,48.2,48.4,48.1,48.3,800\n"
+        "2024-01-03T14:30:00Z,47.0,47.5,46.9,47.4,500\n",
+        {},
+    ),
+    # MT4 exports are in the broker's server time: here New York time.
+    "mt4": (
+        "2024.01.02,08:00,47.9,48.0,47.8,47.9,10\n"
+        "2024.01.02,09:30,48.1,48.3,48.0,48.2,1200\n"
+        "2024.01.02,09:31,48.2,48.4,48.1,48.3,800\n"
+        "2024.01.03,09:30,47.0,47.5,46.9,47.4,500\n",
+        {"timezone": "America/New_York"},
+    ),
+    # NinjaTrader stamps the bar's end.
+    "ninjatrader": (
+        "20240102 080100;47.9;48.0;47.8;47.9;10\n"
+        "20240102 093100;48.1;48.3;48.0;48.2;1200\n"
+        "20240102 093200;48.2;48.4;48.1;48.3;800\n"
+        "20240103 093100;47.0;47.5;46.9;47.4;500\n",
+        {"timezone": "America/New_York"},
+    ),
+    "yfinance": (
+        "Datetime,Close,High,Low,Open,Volume\n"
+        "2024-01-02 08:00:00-05:00,47.9,48.0,47.8,47.9,10\n"
+        "2024-01-02 09:30:00-05:00,48.2,48.3,48.0,48.1,1200\n"
+        "2024-01-02 09:31:00-05:00,48.3,48.4,48.1,48.2,800\n"
+        "2024-01-03 09:30:00-05:00,47.4,47.5,46.9,47.0,500\n",
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(FILES))
+def test_each_csv_preset_imports_into_the_raw_layout(tmp_path, preset):
+    text, overrides = FILES[preset]
+    path = tmp_path / f"bars.{preset}.csv"
+    path.write_text(text)
+    parameters = ingestion_parameters(
+        source="csv", csv_path=str(path), csv_format=preset, csv=overrides, end_date="2024-01-05"
+    )
+    run_ingestion(tmp_path, parameters)
+    stored = stored_sessions(tmp_path)
+    assert sorted(stored) == ["2024-01-02", "2024-01-03"]
+    combined = pd.concat([stored["2024-01-02"], stored["2024-01-03"]], ignore_index=True)
+    pd.testing.assert_frame_equal(combined, EXPECTED, check_dtype=False)
+
+
+def test_yfinance_two_level_header_is_read(tmp_path):
+    path = tmp_path / "new_yfinance.csv"
+    path.write_text(
+        "Price,Close,High,Low,Open,Volume\nTicker,NVDA,NVDA,NVDA,NVDA,NVDA\nDatetime,,,,,\n"
+        "2024-01-02 14:30:00+00:00,48.2,48.3,48.0,48.1,1200\n"
+    )
+    bars = read_bars_csv(path, PRESETS["yfinance"])
+    assert bars["timestamp"].tolist() == [pd.Timestamp("2024-01-02 14:30", tz="UTC")]
+    assert bars.loc[0, ["open", "close", "volume"]].tolist() == [48.1, 48.2, 1200]
+
+
+def test_sqlite_ticks_are_aggregated_to_minute_bars(tmp_path):
+    path = tmp_path / "market_data.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE ticks (timestamp TEXT, price REAL, volume INTEGER)")
+        connection.executemany(
+            "INSERT INTO ticks VALUES (?, ?, ?)",
+            [
+                ("2024-01-02T14:30:05Z", 48.1, 500),
+                ("2024-01-02T14:30:40Z", 48.3, 400),
+                ("2024-01-02T14:30:20Z", 48.0, 100),
+                ("2024-01-02T14:30:59Z", 48.2, 200),
+                ("2024-01-02T14:31:10Z", 48.2, 800),
+                ("2024-01-03T14:30:00Z", 47.0, 500),
+            ],
+        )
+    run_ingestion(
+        tmp_path,
+        ingestion_parameters(source="sqlite", sqlite_path=str(path), end_date="2024-01-05"),
+    )
+    first = stored_sessions(tmp_path)["2024-01-02"]
+    assert first.to_dict("records") == [
+        {
+            "timestamp": "2024-01-02T14:30:00Z",
+            "open": 48.1,
+            "high": 48.3,
+            "low": 48.0,
+            "close": 48.2,
+            "volume": 1200,
+        },
+        {
+            "timestamp": "2024-01-02T14:31:00Z",
+            "open": 48.2,
+            "high": 48.2,
+            "low": 48.2,
+            "close": 48.2,
+            "volume": 800,
+        },
+    ]
+
+
+MALFORMED = {
+    "empty file": ("", "plain", r"empty"),
+    "missing column": (
+        "timestamp,open,high,low,volume\n2024-01-02T14:30:00Z,1,2,0.5,10\n",
+        "plain",
+        r"missing column\(s\) close",
+    ),
+    "unparseable time": (
+        "timestamp,open,high,low,close,volume\n2024-01-02T14:30:00Z,1,2,0.5,1,10\n"
+        "yesterday noon,1,2,0.5,1,10\n",
+        "plain",
+        r"row 3: timestamp 'yesterday noon'",
+    ),
+    "wrong delimiter": (
+        "timestamp;open;high;low;close;volume\n2024-01-02T14:30:00Z;1;2;0.5;1;10\n",
+        "plain",
+        r"single column with delimiter ','.*';'",
+    ),
+    "not a number": (
+        "2024.01.02,09:30,48.1,48.3,abc,48.2,1200\n",
+        "mt4",
+        r"row 1: field 'low' is 'abc'",
+    ),
+    "header only": ("timestamp,open,high,low,close,volume\n", "plain", r"no rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_csv_gives_a_clear_error_naming_file_row_and_field(tmp_path, case):
+    text, preset, message = MALFORMED[case]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as raised:
+        read_bars_csv(path, PRESETS[preset])
+    assert str(path) in str(raised.value)
+
+
+def test_file_outside_the_window_says_how_to_import_it(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text(FILES["plain"][0])
+    parameters = ingestion_parameters(
+        source="csv", csv_path=str(path), start_date="2024-06-03", end_date="2024-06-07"
+    )
+    with pytest.raises(ValueError, match=r"none in the backfill window.*start_date"):
+        run_ingestion(tmp_path, parameters)
+
+
+def test_missing_csv_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"ingestion\.csv_path"):
+        run_ingestion(tmp_path, ingestion_parameters(source="csv"))
+
+
+@requires_shared_data
+@pytest.mark.shared_data
+def test_real_yfinance_export_imports_every_regular_session(tmp_path):
+    path = SHARED_DATA / "yfinance-1min-2026" / "NVDA_1m_union.csv"
+    parameters = ingestion_parameters(
+        source="csv",
+        csv_path=str(path),
+        csv_format="yfinance",
+        start_date="2026-03-01",
+        end_date="2026-03-31",
+    )
+    run_ingestion(tmp_path, parameters, instrument=NVDA)
+    stored = stored_sessions(tmp_path)
+    source = read_bars_csv(path, PRESETS["yfinance"])
+    assert sum(len(bars) for bars in stored.values()) == len(source)
+    assert "2026-03-12" in stored and len(stored["2026-03-12"]) > 350
