@@ -86,7 +86,7 @@ def calendar_columns(
         columns["session_position_sin"] = np.sin(2 * np.pi * elapsed)
         columns["session_position_cos"] = np.cos(2 * np.pi * elapsed)
     if "day_of_week" in include:
-        weekday = pd.to_datetime(session).dt.dayofweek
+        weekday = pd.to_datetime(session, format="%Y-%m-%d").dt.day_of_week
         columns["day_of_week_sin"] = np.sin(2 * np.pi * weekday / 7)
         columns["day_of_week_cos"] = np.cos(2 * np.pi * weekday / 7)
     return columns

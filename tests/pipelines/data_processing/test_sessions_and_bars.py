@@ -1,0 +1,195 @@
+"""Sessions, gaps, filling and resampling: golden days and hypothesis invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from data_processing_support import NVDA, minute_bars, parameters, session_minutes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ml_lstm.calendars import trading_sessions
+from ml_lstm.pipelines.data_processing.nodes import (
+    analyse_gaps,
+    fill_gaps,
+    list_sessions,
+    resample_to_session_bars,
+)
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def process(bars: pd.DataFrame, instrument: dict = NVDA, **changes):
+    sessions = list_sessions(bars, instrument)
+    params = parameters(**changes)
+    report = analyse_gaps(bars, sessions, instrument, params)
+    filled = fill_gaps(bars, sessions, params)
+    return report, filled, resample_to_session_bars(filled, sessions, params)
+
+
+def test_extended_hours_end_at_17_on_early_closes():
+    regular = trading_sessions("XNYS", "2024-11-27", "2024-11-29")
+    extended = trading_sessions("XNYS", "2024-11-27", "2024-11-29", extended=True)
+    assert list(regular.index.strftime("%Y-%m-%d")) == ["2024-11-27", "2024-11-29"]
+    assert regular.loc["2024-11-29", "close"] == utc("2024-11-29 18:00")  # 13:00 ET
+    assert extended.loc["2024-11-27"].tolist() == [utc("2024-11-27 09:00"), utc("2024-11-28 01:00")]
+    assert extended.loc["2024-11-29"].tolist() == [utc("2024-11-29 09:00"), utc("2024-11-29 22:00")]
+    with pytest.raises(ValueError, match="Extended hours are not known for the CMES"):
+        trading_sessions("CMES", "2024-01-02", "2024-01-03", extended=True)
+
+
+def test_otc_calendars_open_the_evening_before_in_new_york():
+    metals = trading_sessions("METALS-NY", "2024-03-08", "2024-03-11")
+    fx = trading_sessions("FX-NY", "2024-12-24", "2024-12-27")
+    # Sunday 18:00 EDT (first day of DST) to Monday 17:00 EDT; Friday closes 17:00 EST.
+    assert metals.loc["2024-03-11"].tolist() == [utc("2024-03-10 22:00"), utc("2024-03-11 21:00")]
+    assert metals.loc["2024-03-08", "close"] == utc("2024-03-08 22:00")
+    assert list(fx.index.strftime("%Y-%m-%d")) == ["2024-12-24", "2024-12-26", "2024-12-27"]
+    assert fx.loc["2024-12-26", "open"] == utc("2024-12-25 22:00")
+
+
+def test_golden_early_close_day_after_thanksgiving():
+    minutes = session_minutes("XNYS", "2024-11-29")
+    assert len(minutes) == 210
+    i = np.arange(210)
+    close = 100 + i / 100
+    bars = pd.DataFrame(
+        {
+            "timestamp": minutes,
+            "open": close - 0.005,
+            "high": close + 0.02,
+            "low": close - 0.025,
+            "close": close,
+            "volume": (i + 1).astype(float),
+        }
+    )
+    report, _, hourly = process(bars)
+    expected = pd.DataFrame(
+        {
+            "timestamp": [
+                utc("2024-11-29 14:30"),
+                utc("2024-11-29 15:30"),
+                utc("2024-11-29 16:30"),
+                utc("2024-11-29 17:30"),
+            ],
+            "bar_end": [
+                utc("2024-11-29 15:30"),
+                utc("2024-11-29 16:30"),
+                utc("2024-11-29 17:30"),
+                utc("2024-11-29 18:00"),
+            ],
+            "session": ["2024-11-29"] * 4,
+            "open": [99.995, 100.595, 101.195, 101.795],
+            "high": [100.61, 101.21, 101.81, 102.11],
+            "low": [99.975, 100.575, 101.175, 101.775],
+            "close": [100.59, 101.19, 101.79, 102.09],
+            "volume": [1830, 5430, 9030, 5865],
+            "minutes": [60, 60, 60, 30],
+            "filled_share": [0.0] * 4,
+        }
+    )
+    pd.testing.assert_frame_equal(hourly, expected, check_dtype=False, atol=1e-9)
+    assert report["summary"]["gaps"] == 0
+    assert report["sessions"][0]["expected_minutes"] == 210
+
+
+def test_golden_dst_change_moves_the_open_and_is_no_gap():
+    minutes = session_minutes("XNYS", "2024-03-08").append(session_minutes("XNYS", "2024-03-11"))
+    bars = minute_bars(minutes)
+    report, _, hourly = process(bars)
+    friday, monday = (hourly[hourly["session"] == day] for day in ("2024-03-08", "2024-03-11"))
+    assert friday["timestamp"].iloc[0] == utc("2024-03-08 14:30")  # 09:30 EST
+    assert monday["timestamp"].iloc[0] == utc("2024-03-11 13:30")  # 09:30 EDT
+    assert monday["bar_end"].iloc[-1] == utc("2024-03-11 20:00")
+    assert friday["minutes"].tolist() == monday["minutes"].tolist() == [60] * 6 + [30]
+    first = bars.iloc[390:450]
+    assert monday.iloc[0][["open", "high", "low", "close", "volume"]].tolist() == pytest.approx(
+        [
+            first["open"].iloc[0],
+            first["high"].max(),
+            first["low"].min(),
+            first["close"].iloc[-1],
+            first["volume"].sum(),
+        ]
+    )
+    assert report["summary"]["gaps"] == 0
+    assert report["missing_sessions"] == []
+
+
+@pytest.mark.parametrize(
+    ("frequency", "bars_per_day", "last_minutes"),
+    [("15min", 26, 15), ("30min", 13, 30), ("4h", 2, 150)],
+)
+def test_other_frequencies_align_to_the_open(frequency, bars_per_day, last_minutes):
+    bars = minute_bars(session_minutes("XNYS", "2024-03-05"))
+    _, _, hourly = process(bars, frequency=frequency)
+    assert len(hourly) == bars_per_day
+    assert hourly["timestamp"].iloc[0] == utc("2024-03-05 14:30")
+    assert hourly["minutes"].iloc[-1] == last_minutes
+
+
+def test_gaps_are_found_filled_from_the_past_and_never_across_sessions():
+    day1 = session_minutes("XNYS", "2024-07-03")  # early close at 13:00 ET, then a holiday
+    day2 = session_minutes("XNYS", "2024-07-05")
+    missing = set(day1[[10, 11, 12]]) | set(day1[100:120]) | set(day2[:2]) | set(day2[-3:])
+    minutes = day1.append(day2)
+    bars = minute_bars(minutes[~minutes.isin(list(missing))])
+    report, filled, hourly = process(bars)
+    gaps = [(g["start"], g["minutes"], g["kind"], g["filled"]) for g in report["gaps"]]
+    assert gaps == [
+        ("2024-07-03T13:40:00Z", 3, "inside", True),
+        ("2024-07-03T15:10:00Z", 20, "inside", False),
+        ("2024-07-05T13:30:00Z", 2, "leading", False),
+        ("2024-07-05T19:57:00Z", 3, "trailing", True),
+    ]
+    assert report["summary"]["sessions_expected"] == 2  # 4 July and the weekend are no gaps
+    added = filled[filled["filled"]]
+    assert len(added) == 6
+    before = bars.set_index("timestamp")["close"]
+    for stamp, row in added.set_index("timestamp").iterrows():
+        previous = before[before.index < stamp].iloc[-1]
+        assert row[["open", "high", "low", "close"]].tolist() == [previous] * 4
+        assert row["volume"] == 0
+    assert not filled["timestamp"].isin([utc("2024-07-05 13:30"), utc("2024-07-05 13:31")]).any()
+    first_bar = hourly.iloc[0]
+    assert first_bar["filled_share"] == pytest.approx(3 / 60)
+
+
+@st.composite
+def sparse_minutes(draw):
+    days = ["2024-11-26", "2024-11-27", "2024-11-29", "2024-12-02"]
+    chosen = draw(st.lists(st.sampled_from(days), min_size=1, max_size=3, unique=True))
+    minutes = pd.DatetimeIndex([])
+    for day in sorted(chosen):
+        all_minutes = session_minutes("XNYS", day)
+        keep = draw(st.lists(st.booleans(), min_size=len(all_minutes), max_size=len(all_minutes)))
+        minutes = minutes.append(all_minutes[np.array(keep)])
+    return minutes, draw(st.integers(0, 2**32 - 1)), draw(st.sampled_from(["15min", "60min", "4h"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sparse_minutes())
+def test_resampling_invariants(case):
+    minutes, seed, frequency = case
+    if len(minutes) == 0:
+        return
+    bars = minute_bars(minutes, seed=seed)
+    _, filled, hourly = process(bars, frequency=frequency)
+    sessions = trading_sessions("XNYS", "2024-11-26", "2024-12-02")
+    session_open = sessions["open"].reindex(pd.DatetimeIndex(hourly["session"])).to_numpy()
+    session_close = sessions["close"].reindex(pd.DatetimeIndex(hourly["session"])).to_numpy()
+    assert (hourly["timestamp"].to_numpy() >= session_open).all()
+    assert (hourly["bar_end"].to_numpy() <= session_close).all()
+    assert hourly["volume"].sum() == pytest.approx(bars["volume"].sum())
+    assert hourly["minutes"].sum() == len(filled)
+    for bar in hourly.itertuples():
+        inside = filled[
+            (filled["timestamp"] >= bar.timestamp) & (filled["timestamp"] < bar.bar_end)
+        ]
+        assert len(inside) == bar.minutes
+        assert bar.low == inside["low"].min() and bar.high == inside["high"].max()
+        assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+        assert inside["low"].min() >= bars["low"].min() and bar.high <= bars["high"].max()
