@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from ib_insync import IB, Commodity, Contract, Forex, Future, Stock
 from ib_insync.objects import BarDataList
@@ -456,25 +457,28 @@ def bars_to_frame(bars: list, window: SessionWindow, what_to_show: str) -> pd.Da
 
     Quote bars (MIDPOINT, BID, ASK) carry volume -1 at IB: they are stored with volume 0.
     """
+    count = len(bars)
+    seconds = np.fromiter((bar.date.timestamp() for bar in bars), dtype="float64", count=count)
+    values = np.array(
+        [(bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars], dtype="float64"
+    ).reshape(count, 5)
+    stamps = pd.to_datetime(np.round(seconds).astype("int64"), unit="s", utc=True).as_unit("ns")
+    inside = (stamps >= window.open) & (stamps < window.close)
+    volume = (
+        np.clip(values[inside, 4], 0, None) if what_to_show == "TRADES" else 0 * values[inside, 4]
+    )
     frame = pd.DataFrame(
         {
-            "timestamp": pd.to_datetime([bar.date for bar in bars], utc=True).as_unit("ns"),
-            "open": [bar.open for bar in bars],
-            "high": [bar.high for bar in bars],
-            "low": [bar.low for bar in bars],
-            "close": [bar.close for bar in bars],
-            "volume": [bar.volume for bar in bars],
+            "timestamp": stamps[inside],
+            "open": values[inside, 0],
+            "high": values[inside, 1],
+            "low": values[inside, 2],
+            "close": values[inside, 3],
+            "volume": volume.astype("int64") if (volume == np.round(volume)).all() else volume,
         }
     )
-    if frame.empty:
-        frame["timestamp"] = pd.Series(dtype="datetime64[ns, UTC]")
-    inside = (frame["timestamp"] >= window.open) & (frame["timestamp"] < window.close)
-    frame = frame[inside].drop_duplicates("timestamp", keep="last").sort_values("timestamp")
-    volume = frame["volume"].astype("float64").clip(lower=0)
-    if what_to_show != "TRADES":
-        volume[:] = 0.0
-    integral = bool((volume == volume.round()).all())
-    frame["volume"] = volume.round().astype("int64") if integral else volume
+    if not (np.diff(seconds[inside]) > 0).all():
+        frame = frame.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
     return frame.reset_index(drop=True)
 
 

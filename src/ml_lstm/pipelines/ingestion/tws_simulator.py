@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import struct
 import threading
@@ -65,6 +66,7 @@ HMDS = "Historical Market Data Service error message:"
 NO_DATA_TEXT = HMDS + "HMDS query returned no data: {symbol}@{exchange} {what}"
 PACING_TEXT = HMDS + "Historical data request pacing violation ({rule})"
 QUOTES_ONLY_TEXT = HMDS + "No data of type {what} is available for {symbol} (quotes only)"
+PRICE_NAMES = ("open", "high", "low", "close")
 CONTRACT_FIELDS = (
     "conId",
     "symbol",
@@ -253,9 +255,14 @@ class SimulatorStats:
     errors_sent: dict[int, int] = field(default_factory=dict)
 
 
+def encode_fields(*fields: object) -> str:
+    """NUL-terminated text fields of a TWS API message."""
+    return "".join(f"{_text(value)}\0" for value in fields)
+
+
 def encode(*fields: object) -> bytes:
     """One length-prefixed TWS API message."""
-    payload = "".join(f"{_text(value)}\0" for value in fields).encode()
+    payload = encode_fields(*fields).encode()
     return struct.pack(">I", len(payload)) + payload
 
 
@@ -615,37 +622,28 @@ class _Connection:
             )
             return
         zone = instrument.time_zone
-        volumes = [-1] * len(bars) if what != "TRADES" else bars["volume"].tolist()
-        rows: list[object] = []
-        for stamp, o, h, low, c, v in zip(
-            bars["timestamp"],
-            bars["open"],
-            bars["high"],
-            bars["low"],
-            bars["close"],
-            volumes,
-            strict=True,
-        ):
-            average = round((h + low + c) / 3, 6) if what == "TRADES" else -1
-            rows += [
-                _format_time(stamp, format_date, zone),
-                o,
-                h,
-                low,
-                c,
-                v,
-                average,
-                1 if what == "TRADES" else -1,
-            ]
+        trades = what == "TRADES"
+        columns = [
+            _format_times(bars["timestamp"], format_date, zone),
+            *(bars[name].astype("float64").astype(str).tolist() for name in PRICE_NAMES),
+            bars["volume"].astype("int64").astype(str).tolist() if trades else ["-1"] * len(bars),
+            ((bars["high"] + bars["low"] + bars["close"]) / 3).round(6).astype(str).tolist()
+            if trades
+            else ["-1"] * len(bars),
+            ["1" if trades else "-1"] * len(bars),
+        ]
+        block = "\0".join(itertools.chain.from_iterable(zip(*columns, strict=True)))
         self.server.stats.bars_served += len(bars)
-        self.send(
+        header = encode_fields(
             HISTORICAL_DATA,
             req_id,
             _format_time(start, format_date, zone),
             _format_time(end, format_date, zone),
             len(bars),
-            *rows,
         )
+        payload = (header + block + "\0").encode()
+        if not self.closed:
+            self.writer.write(struct.pack(">I", len(payload)) + payload)
 
     def lose_connectivity(self) -> None:
         logger.info("TWS simulator: connectivity lost for %.2f s", self.server.faults.outage_s)
@@ -663,6 +661,12 @@ class _Connection:
             1102,
             "Connectivity between IB and Trader Workstation has been restored - data maintained.",
         )
+
+
+def _format_times(stamps: pd.Series, format_date: int, zone: str) -> list[str]:
+    if format_date == 2:
+        return (stamps.astype("int64") // 10**9).astype(str).tolist()
+    return (stamps.dt.tz_convert(zone).dt.strftime("%Y%m%d %H:%M:%S ") + zone).tolist()
 
 
 def _format_time(stamp: pd.Timestamp, format_date: int, zone: str) -> str:

@@ -1,0 +1,128 @@
+"""Ingestion benchmarks.
+
+1. Backfill of 250 sessions from the TWS simulator at 100 ms latency per request, through
+   the real ib_insync client, against the floor ceil(250 / concurrency) x latency.
+2. CSV import of 1M minute bars (parse, validate, split by session) against a bare
+   `pandas.read_csv` of the same file, with peak memory.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.harness import Measurement, measure, report
+
+SESSIONS = 250
+LATENCY_S = 0.1
+CONCURRENCY = (10, 50)
+CSV_ROWS = 1_000_000
+NVDA = {
+    "symbol": "NVDA",
+    "sec_type": "STK",
+    "exchange": "SMART",
+    "primary_exchange": "NASDAQ",
+    "currency": "USD",
+    "what_to_show": "TRADES",
+    "use_rth": True,
+    "calendar": "XNYS",
+}
+
+
+def backfill_from_simulator(concurrency: int) -> None:
+    from ml_lstm.calendars import trading_sessions
+    from ml_lstm.pipelines.ingestion.ib_client import (
+        ConnectionSettings,
+        HistoricalBarsClient,
+        RequestSettings,
+        SessionWindow,
+    )
+    from ml_lstm.pipelines.ingestion.pacing import PacingRules
+    from ml_lstm.pipelines.ingestion.tws_simulator import (
+        Faults,
+        SimulatorThread,
+        instrument_from_parameters,
+    )
+
+    schedule = trading_sessions("XNYS", "2023-01-03", "2024-12-31").iloc[:SESSIONS]
+    windows = [
+        SessionWindow(label.strftime("%Y-%m-%d"), row.open, row.close)
+        for label, row in schedule.iterrows()
+    ]
+    settings = RequestSettings(max_concurrent_requests=concurrency, pacing=PacingRules.unlimited())
+    with SimulatorThread(
+        [instrument_from_parameters(NVDA, 42)], Faults(latency_s=LATENCY_S)
+    ) as sim:
+        client = HistoricalBarsClient(NVDA, ConnectionSettings("127.0.0.1", sim.port, 1), settings)
+        done = sum(len(batch) for batch in client.fetch(windows, batch_size=25))
+    assert done == SESSIONS
+
+
+def import_csv(path: str) -> None:
+    from ml_lstm.pipelines.ingestion.file_sources import PRESETS, read_bars_csv, split_by_session
+
+    bars = read_bars_csv(path, PRESETS["plain"])
+    sessions = split_by_session(bars, NVDA, path)
+    assert sum(len(frame) for frame in sessions.values()) == len(bars)
+
+
+def bare_read_csv(path: str) -> None:
+    pd.read_csv(path)
+
+
+def _write_minute_csv(path: Path, rows: int) -> None:
+    from ml_lstm.calendars import trading_sessions
+
+    schedule = trading_sessions("XNYS", "2010-01-04", "2030-12-31")
+    stamps = []
+    for open_, close in zip(schedule["open"], schedule["close"], strict=True):
+        stamps.append(pd.date_range(open_, close, freq="1min", inclusive="left"))
+        if sum(map(len, stamps)) >= rows:
+            break
+    timestamps = stamps[0].append(stamps[1:])[:rows]
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-4, rows)))
+    frame = pd.DataFrame(
+        {
+            "timestamp": timestamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "open": close.round(2),
+            "high": (close * 1.0005).round(2),
+            "low": (close * 0.9995).round(2),
+            "close": close.round(2),
+            "volume": rng.integers(100, 10_000, rows),
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
+def main() -> list[dict]:
+    rows = []
+    for concurrency in CONCURRENCY:
+        ours = measure(
+            "benchmarks.bench_ingestion", "backfill_from_simulator", concurrency=concurrency
+        )
+        floor = math.ceil(SESSIONS / concurrency) * LATENCY_S
+        rows.append(
+            report(
+                f"backfill {SESSIONS} sessions, {LATENCY_S * 1000:.0f} ms latency, "
+                f"concurrency {concurrency}",
+                ours,
+                Measurement(floor, float("nan")),
+                "floor ceil(n/concurrency) x latency",
+            )
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "bars.csv")
+        _write_minute_csv(Path(path), CSV_ROWS)
+        ours = measure("benchmarks.bench_ingestion", "import_csv", repeat=2, path=path)
+        reference = measure("benchmarks.bench_ingestion", "bare_read_csv", repeat=2, path=path)
+        rows.append(report(f"CSV import of {CSV_ROWS:,} rows", ours, reference, "pandas.read_csv"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
