@@ -114,7 +114,7 @@ def test_fxcm_gbpusd_24x5_without_volume():
     # 17:00-17:00 New York sessions: 24 hourly bars a day, none across the weekend.
     per_session = result["hourly"].groupby("session").size()
     assert per_session.max() == 24
-    assert np.isin(pd.to_datetime(per_session.index).dayofweek, range(5)).all()
+    assert np.isin(pd.to_datetime(per_session.index).day_of_week, range(5)).all()
 
 
 def test_cme_6e_future_on_the_cmes_calendar():
