@@ -144,7 +144,8 @@ def predict_next_close(
         )
     recent = with_utc_timestamps(features.iloc[-lookback:])
     window = scale_features(recent, scaler)[np.newaxis, :, :]
-    raw = float(np.asarray(model.predict(window, verbose=0)).reshape(-1)[0])
+    # A direct call: `model.predict` sets up a data pipeline per call, ~100 ms for one window.
+    raw = float(np.asarray(model(window, training=False)).reshape(-1)[0])
     value = raw * scaler["target_std"] + scaler["target_mean"]
     last_close = float(recent["close"].iloc[-1])
     predicted = float(to_price(np.array([value]), scaler["target"], np.array([last_close]))[0])
