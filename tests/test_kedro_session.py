@@ -40,7 +40,12 @@ def test_default_run_twice_leaves_model_metrics_and_one_prediction_per_run(proje
     assert set(metrics["lstm"]) >= {"mae", "rmse", "mase", "directional_accuracy"}
     predictions = pd.read_csv(data / "07_model_output/nvda/predictions.csv")
     assert len(predictions) == 2
-    assert list(predictions["model_version"]) == [m.name for m in models]
+    # The seeded second run scores exactly as the first, so it is registered but not
+    # promoted: both predictions come from the first version, the champion.
+    champion = json.loads((data / "06_models/nvda/champion.json").read_text())
+    assert champion["version"] == models[0].name
+    assert list(predictions["model_version"]) == [models[0].name] * 2
+    assert predictions["run_id"].nunique() == 2
     assert (data / "03_primary/nvda/hourly_bars.csv").is_file()
     assert repository_data_files() == before
 

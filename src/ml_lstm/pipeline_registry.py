@@ -38,12 +38,17 @@ def for_instrument(pipeline: Pipeline, instrument: str) -> Pipeline:
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Registers `ingestion`, `data_processing`, `modelling`, `inference` and `__default__`."""
+    """Registers the four stages, `__default__` (all four in order) and `retraining`.
+
+    `retraining` warm-starts the champion on recent data; it writes the same registry
+    datasets as `modelling`, so it runs on its own rather than in `__default__`.
+    """
     instruments = enabled_instrument_names()
-    pipelines: dict[str, Pipeline] = {}
-    for stage, create in STAGES.items():
-        pipelines[stage] = sum(
-            (for_instrument(create(), name) for name in instruments), Pipeline([])
-        )
+
+    def per_instrument(create) -> Pipeline:
+        return sum((for_instrument(create(), name) for name in instruments), Pipeline([]))
+
+    pipelines = {stage: per_instrument(create) for stage, create in STAGES.items()}
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines["retraining"] = per_instrument(modelling.create_retraining_pipeline)
     return pipelines
