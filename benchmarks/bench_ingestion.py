@@ -33,7 +33,9 @@ NVDA = {
 }
 
 
-def backfill_from_simulator(concurrency: int) -> None:
+def backfill_from_simulator(concurrency: int, separate_process: bool = False) -> None:
+    """The client backfills SESSIONS sessions; the simulator runs in a thread of this
+    process, or (`separate_process`) in a process of its own, as TWS does."""
     from ml_lstm.calendars import trading_sessions
     from ml_lstm.pipelines.ingestion.ib_client import (
         ConnectionSettings,
@@ -44,6 +46,7 @@ def backfill_from_simulator(concurrency: int) -> None:
     from ml_lstm.pipelines.ingestion.pacing import PacingRules
     from ml_lstm.pipelines.ingestion.tws_simulator import (
         Faults,
+        SimulatorProcess,
         SimulatorThread,
         instrument_from_parameters,
     )
@@ -54,9 +57,12 @@ def backfill_from_simulator(concurrency: int) -> None:
         for label, row in schedule.iterrows()
     ]
     settings = RequestSettings(max_concurrent_requests=concurrency, pacing=PacingRules.unlimited())
-    with SimulatorThread(
-        [instrument_from_parameters(NVDA, 42)], Faults(latency_s=LATENCY_S)
-    ) as sim:
+    simulator = (
+        SimulatorProcess(["--instrument", "nvda", "--latency", str(LATENCY_S)])
+        if separate_process
+        else SimulatorThread([instrument_from_parameters(NVDA, 42)], Faults(latency_s=LATENCY_S))
+    )
+    with simulator as sim:
         client = HistoricalBarsClient(NVDA, ConnectionSettings("127.0.0.1", sim.port, 1), settings)
         done = sum(len(batch) for batch in client.fetch(windows, batch_size=25))
     assert done == SESSIONS
@@ -101,20 +107,25 @@ def _write_minute_csv(path: Path, rows: int) -> None:
 
 def main() -> list[dict]:
     rows = []
-    for concurrency in CONCURRENCY:
-        ours = measure(
-            "benchmarks.bench_ingestion", "backfill_from_simulator", concurrency=concurrency
-        )
-        floor = math.ceil(SESSIONS / concurrency) * LATENCY_S
-        rows.append(
-            report(
-                f"backfill {SESSIONS} sessions, {LATENCY_S * 1000:.0f} ms latency, "
-                f"concurrency {concurrency}",
-                ours,
-                Measurement(floor, float("nan")),
-                "floor ceil(n/concurrency) x latency",
+    for separate_process in (True, False):
+        where = "simulator in its own process" if separate_process else "simulator in-thread"
+        for concurrency in CONCURRENCY:
+            ours = measure(
+                "benchmarks.bench_ingestion",
+                "backfill_from_simulator",
+                concurrency=concurrency,
+                separate_process=separate_process,
             )
-        )
+            floor = math.ceil(SESSIONS / concurrency) * LATENCY_S
+            rows.append(
+                report(
+                    f"backfill {SESSIONS} sessions, {LATENCY_S * 1000:.0f} ms latency, "
+                    f"concurrency {concurrency}, {where}",
+                    ours,
+                    Measurement(floor, float("nan")),
+                    "floor ceil(n/concurrency) x latency",
+                )
+            )
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "bars.csv")
         _write_minute_csv(Path(path), CSV_ROWS)

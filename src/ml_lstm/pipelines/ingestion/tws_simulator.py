@@ -24,8 +24,13 @@ import argparse
 import asyncio
 import itertools
 import logging
+import re
+import signal
 import struct
+import subprocess
+import sys
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -718,6 +723,63 @@ class SimulatorThread:
         return self.simulator.stats
 
     def __enter__(self) -> SimulatorThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SimulatorProcess:
+    """Runs the simulator as its own process (`python -m ...tws_simulator`), as TWS is.
+
+    Use as a context manager; `arguments` are the command-line options (e.g.
+    `["--latency", "0.1"]`). The process is started on a free port, read from its log.
+    """
+
+    START_TIMEOUT_S = 30.0
+
+    def __init__(self, arguments: list[str] | None = None, cwd: Path | None = None) -> None:
+        self._command = [sys.executable, "-m", __name__, "--port", "0", *(arguments or [])]
+        self._cwd = cwd
+        self.port = 0
+        self.returncode: int | None = None
+        self.log = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> SimulatorProcess:
+        self._process = subprocess.Popen(
+            self._command,
+            cwd=self._cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = self._process.stdout.readline()
+            if not line:
+                break
+            self.log += line
+            listening = re.search(r"listening on [\w.:]+:(\d+)", line)
+            if listening:
+                self.port = int(listening.group(1))
+                return self
+        self.stop()
+        raise RuntimeError(f"The TWS simulator did not start: {self.log.strip()}")
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGINT)
+        try:
+            rest, _ = self._process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            rest, _ = self._process.communicate()
+        self.log += rest or ""
+        self.returncode = self._process.returncode
+
+    def __enter__(self) -> SimulatorProcess:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
