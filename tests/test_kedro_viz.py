@@ -77,7 +77,7 @@ def test_viz_build_has_the_four_pipelines_and_every_dataset_in_its_layer(project
     assert (build / "index.html").is_file()
     graph = json.loads((build / "api" / "main").read_text())
 
-    assert [p["id"] for p in graph["pipelines"]] == [*STAGES, "__default__"]
+    assert {p["id"] for p in graph["pipelines"]} >= {*STAGES, "__default__"}
     for stage in STAGES:
         staged = json.loads((build / "api" / "pipelines" / stage).read_text())
         tasks = [node for node in staged["nodes"] if node["type"] == "task"]
