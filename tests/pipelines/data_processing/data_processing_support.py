@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pandas as pd
 
 from ml_lstm.calendars import trading_sessions
+from ml_lstm.datasets import SessionPartitionsDataset, SessionTableDataset
+from ml_lstm.pipelines.data_processing.validation import REQUIRED_COLUMNS
 
 NVDA = {"symbol": "NVDA", "calendar": "XNYS", "extended_hours": False}
 
@@ -61,16 +65,18 @@ def minute_bars(timestamps, start_price: float = 100.0, seed: int = 0) -> pd.Dat
     )
 
 
-def raw_partitions(bars: pd.DataFrame, calendar: str = "XNYS") -> dict:
-    """Raw-layout partitions {session: loader} as SessionPartitionsDataset gives them."""
-    text = bars.copy()
-    if isinstance(text["timestamp"].dtype, pd.DatetimeTZDtype):
-        text["timestamp"] = text["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    day = pd.to_datetime(text["timestamp"].str[:10])
-    return {
-        key: (lambda part=part: part.reset_index(drop=True))
-        for key, part in text.groupby(day.dt.strftime("%Y-%m-%d"))
-    }
+def raw_table(bars: pd.DataFrame, sessions: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """`bars` written as raw session files (one per UTC date, or the given `sessions`) and
+    read back as data_processing reads them: through the project's raw datasets."""
+    if sessions is None:
+        text = bars.copy()
+        if isinstance(text["timestamp"].dtype, pd.DatetimeTZDtype):
+            text["timestamp"] = text["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        day = pd.to_datetime(text["timestamp"].str[:10]).dt.strftime("%Y-%m-%d")
+        sessions = {key: part for key, part in text.groupby(day)}
+    with tempfile.TemporaryDirectory() as folder:
+        SessionPartitionsDataset(path=folder).save(sessions)
+        return SessionTableDataset(path=folder, required_columns=REQUIRED_COLUMNS).load()
 
 
 def parameters(**changes) -> dict:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from data_processing_support import parameters, raw_partitions
+from data_processing_support import parameters, raw_table
 from support import SHARED_DATA, requires_shared_data
 
 from ml_lstm.pipelines.data_processing.nodes import (
     accept_minute_bars,
     add_features,
     analyse_gaps,
-    combine_minute_bars,
     fill_gaps,
     list_sessions,
     resample_to_session_bars,
@@ -35,7 +34,7 @@ def load(relative: str) -> pd.DataFrame:
 def process(frame: pd.DataFrame, instrument: dict) -> dict:
     params = parameters(max_rejected_share=0.05)
     params["features"] = {**params["features"], "max_missing_sessions": 0}
-    combined = combine_minute_bars(raw_partitions(frame))
+    combined = raw_table(frame)
     valid, rejected, report = validate_minute_bars(combined, instrument, params)
     bars = accept_minute_bars(valid, report, params)
     sessions = list_sessions(bars, instrument)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from data_processing_support import NVDA, minute_bars, parameters, raw_partitions, session_minutes
+from data_processing_support import NVDA, minute_bars, parameters, raw_table, session_minutes
+from kedro.io import DatasetError
 
 from ml_lstm.pipelines.data_processing.nodes import (
     accept_minute_bars,
-    combine_minute_bars,
     validate_minute_bars,
 )
 
@@ -23,8 +23,7 @@ def good_raw() -> pd.DataFrame:
 
 
 def validate(raw: pd.DataFrame):
-    combined = combine_minute_bars({"2024-03-05": lambda: raw})
-    return validate_minute_bars(combined, NVDA, parameters())
+    return validate_minute_bars(raw_table(raw, {"2024-03-05": raw}), NVDA, parameters())
 
 
 @pytest.mark.parametrize(
@@ -35,7 +34,9 @@ def validate(raw: pd.DataFrame):
         ("timestamp", "2024-03-05 14:33:00", "timestamp has no time zone"),
         ("timestamp", "2024-03-05T14:33:30Z", "timestamp is not on a whole minute"),
         ("close", None, "missing price"),
-        ("open", "n/a", "price is not a number"),
+        ("open", "12,5O", "price is not a number"),
+        # pandas reads NA tokens (n/a, NULL, ...) in a file as missing values.
+        ("open", "n/a", "missing price"),
         ("high", float("inf"), "price is not a number"),
         ("low", 0.0, "price is zero or negative"),
         ("close", -1.5, "price is zero or negative"),
@@ -111,8 +112,10 @@ def test_missing_volume_column_and_minus_one_mean_volume_not_reported():
 
 def test_a_missing_price_column_names_the_file_and_the_column():
     raw = good_raw().drop(columns="low")
-    with pytest.raises(ValueError, match=r"2024-03-05\.csv lack the column\(s\) \['low'\]"):
-        combine_minute_bars({"2024-03-05": lambda: raw})
+    with pytest.raises(
+        DatasetError, match=r"2024-03-05\.csv: expected a header .*\(missing \['low'\]\)"
+    ):
+        raw_table(raw, {"2024-03-05": raw})
 
 
 def test_bars_outside_the_sessions_are_left_out_and_counted_not_rejected():
@@ -141,11 +144,11 @@ def test_too_many_rejected_rows_fail_the_run_with_the_counts():
     assert accept_minute_bars(valid, report, parameters(max_rejected_share=0.25)) is valid
 
 
-def test_partitions_are_combined_in_session_order():
+def test_session_files_are_read_in_session_order_with_their_lines():
     bars = minute_bars(
         session_minutes("XNYS", "2024-03-05")[:3].append(session_minutes("XNYS", "2024-03-04")[:3])
     )
-    combined = combine_minute_bars(raw_partitions(bars))
+    combined = raw_table(bars)
     assert (
         combined["source_file"].astype(str).tolist()
         == ["2024-03-04.csv"] * 3 + ["2024-03-05.csv"] * 3

@@ -87,7 +87,7 @@ def run_ingestion(
     ledger = str(root / name / "ingestion_ledger.json")
     catalog = DataCatalog(
         {
-            f"{name}.raw_minute_bars": SessionPartitionsDataset(path=raw),
+            f"{name}.raw_minute_bars@partitions": SessionPartitionsDataset(path=raw),
             f"{name}.stored_minute_bars": SessionPartitionsDataset(path=raw),
             f"{name}.ingestion_ledger": AtomicJSONDataset(ledger, missing={"sessions": {}}),
             f"{name}.stored_ingestion_ledger": AtomicJSONDataset(ledger, missing={"sessions": {}}),

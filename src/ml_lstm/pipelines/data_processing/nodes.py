@@ -4,7 +4,6 @@ resample within sessions and add features."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,46 +15,12 @@ from .charts import gap_chart
 from .features import calendar_columns, indicator_columns
 from .gaps import GAP_KINDS, fill_minutes, fillable, find_gaps, locate_minutes, utc_nanoseconds
 from .resampling import resample_minutes
-from .validation import DUPLICATE, PRICE_COLUMNS, REASONS, REQUIRED_COLUMNS, check_rows
+from .validation import DUPLICATE, PRICE_COLUMNS, REASONS, check_rows
 
 logger = logging.getLogger(__name__)
 
 MINUTE_COLUMNS = ["timestamp", *PRICE_COLUMNS, "volume"]
 EXAMPLES_PER_KIND = 3
-
-
-def combine_minute_bars(partitions: dict[str, Callable[[], pd.DataFrame]]) -> pd.DataFrame:
-    """All stored sessions as one frame, each row tagged with its file and line number."""
-    if not partitions:
-        raise ValueError(
-            "No raw minute bars are stored for this instrument: run the ingestion pipeline "
-            "first (kedro run --pipelines ingestion)."
-        )
-    keys = sorted(partitions)
-    frames = []
-    for key in keys:
-        frame = partitions[key]()
-        missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-        if missing:
-            raise ValueError(
-                f"Raw minute bars {key}.csv lack the column(s) {missing}: expected "
-                f"{MINUTE_COLUMNS} (volume optional), found {list(frame.columns)}."
-            )
-        if list(frame.columns) != MINUTE_COLUMNS:
-            frame = frame[[c for c in MINUTE_COLUMNS if c in frame.columns]]
-        frames.append(frame)
-    lengths = np.array([len(frame) for frame in frames])
-    bars = pd.concat(frames, ignore_index=True)
-    del frames
-    files = pd.Categorical.from_codes(
-        np.repeat(np.arange(len(keys), dtype=np.int32), lengths), [f"{k}.csv" for k in keys]
-    )
-    bars["source_file"] = files
-    # Line numbers as an editor shows them: the header is line 1.
-    bars["source_line"] = (
-        np.arange(len(bars), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 2
-    )
-    return bars
 
 
 def validate_minute_bars(
@@ -64,9 +29,16 @@ def validate_minute_bars(
     """Valid bars sorted by time and inside the calendar's sessions, the rejected rows with
     their reason, and a report counting each kind of problem.
 
-    Duplicate timestamps keep the last row. Valid rows outside every session (e.g.
-    pre-market bars of a regular-hours instrument) are left out and counted, not rejected.
+    `bars` is the raw table (as `SessionTableDataset` reads it: each row with its
+    `source_file` and `source_line`). Duplicate timestamps keep the last row. Valid rows
+    outside every session (e.g. pre-market bars of a regular-hours instrument) are left out
+    and counted, not rejected.
     """
+    if bars.empty:
+        raise ValueError(
+            "No raw minute bars are stored for this instrument: run the ingestion pipeline "
+            "first (kedro run --pipelines ingestion)."
+        )
     checked = check_rows(bars)
     reason = checked.reason
     keep = np.flatnonzero(reason == 0)

@@ -4,7 +4,6 @@ from .nodes import (
     accept_minute_bars,
     add_features,
     analyse_gaps,
-    combine_minute_bars,
     fill_gaps,
     list_sessions,
     plot_gaps,
@@ -17,14 +16,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=combine_minute_bars,
-                inputs="raw_minute_bars",
-                outputs="combined_minute_bars",
-                name="combine_minute_bars",
-            ),
-            Node(
                 func=validate_minute_bars,
-                inputs=["combined_minute_bars", "params:instrument", "params:data_processing"],
+                inputs=["raw_minute_bars@table", "params:instrument", "params:data_processing"],
                 outputs=["valid_minute_bars", "rejected_minute_bars", "validation_report"],
                 name="validate_minute_bars",
             ),

@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:ingestion",
                     "ib_connection",
                 ],
-                outputs=["raw_minute_bars", "ingestion_ledger"],
+                outputs=["raw_minute_bars@partitions", "ingestion_ledger"],
                 name="fetch_minute_bars",
             ),
         ]
