@@ -7,7 +7,7 @@ from kedro.io import DataCatalog
 from support import PROJECT_ROOT
 
 from ml_lstm.instruments import enabled_instrument_names, set_active_instruments
-from ml_lstm.pipeline_registry import STAGES, for_instrument, register_pipelines
+from ml_lstm.pipeline_registry import SHARED_INPUTS, STAGES, for_instrument, register_pipelines
 
 LAYERS = {
     "raw",
@@ -56,7 +56,7 @@ def test_instrument_parameters_map_to_its_own_block():
     inputs = pipeline.inputs()
     assert "params:instruments.aapl" in inputs
     assert "params:ingestion" in inputs
-    assert all(name.startswith(("aapl.", "params:")) for name in inputs)
+    assert all(name.startswith(("aapl.", "params:")) or name in SHARED_INPUTS for name in inputs)
 
 
 def test_every_dataset_resolves_to_a_catalog_entry_with_a_layer(project_parameters):

@@ -36,12 +36,17 @@ class RunInfoHook:
 
     @hook_impl
     def after_catalog_created(self, catalog: Any, save_version: str) -> None:
-        catalog["run_info"] = {
-            "run_id": save_version,
-            "git_commit": git_commit(self._project_path or Path.cwd()),
-            # "Now" for nodes (inference's staleness check), read once so nodes stay pure.
-            "started_at": datetime.now(UTC).isoformat(),
-        }
+        # Saved into the catalog's own `run_info` MemoryDataset (declared in catalog.yml so
+        # kedro-viz places it), rather than replacing that dataset.
+        catalog.save(
+            "run_info",
+            {
+                "run_id": save_version,
+                "git_commit": git_commit(self._project_path or Path.cwd()),
+                # "Now" for nodes (inference's staleness check), read once so nodes stay pure.
+                "started_at": datetime.now(UTC).isoformat(),
+            },
+        )
 
 
 def git_commit(project_path: Path) -> str | None:

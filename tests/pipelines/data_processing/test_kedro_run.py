@@ -79,7 +79,7 @@ def test_data_processing_run_writes_its_outputs_without_tensorflow(project_copy:
     gap_report = json.loads((data / "08_reporting" / "nvda" / "gap_report.json").read_text())
     assert gap_report["summary"]["sessions_expected"] == 10  # Thanksgiving is no session
     assert (data / "08_reporting" / "nvda" / "gap_chart.png").stat().st_size > 0
-    report = json.loads((data / "08_reporting" / "nvda" / "validation_report.json").read_text())
+    report = json.loads((data / "02_intermediate" / "nvda" / "validation_report.json").read_text())
     assert report["rows_valid"] == 9 * 390 + 210
 
 

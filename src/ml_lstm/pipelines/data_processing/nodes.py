@@ -183,8 +183,7 @@ def accept_minute_bars(
         raise ValueError(
             f"{share:.2%} of {validation_report['rows_read']} raw minute bars were rejected, "
             f"more than data_processing.max_rejected_share ({limit:.2%}). {kinds}. The "
-            "rejected rows and the validation report are in data/02_intermediate and "
-            "data/08_reporting."
+            "rejected rows and the validation report are in data/02_intermediate/."
         )
     if valid_minute_bars.empty:
         raise ValueError("No valid minute bar lies inside a session of the calendar.")
