@@ -54,3 +54,20 @@ def test_one_namespace_runs_alone(project_copy):
     run_project(project_copy, namespaces=["nvda"])
 
     assert (project_copy / "data/07_model_output/nvda/predictions.csv").is_file()
+
+
+def test_an_instrument_enabled_at_run_time_gets_its_own_namespaced_datasets(project_copy):
+    bootstrap_project(project_copy)
+    runtime_params = {
+        "instruments": {"xagusd": {"enabled": True}},
+        "ingestion": {"start_date": "2024-01-02", "end_date": "2024-01-31"},
+    }
+    with KedroSession.create(project_path=project_copy, runtime_params=runtime_params) as session:
+        session.run(pipeline_names=["ingestion", "data_processing"])
+
+    for instrument in ("nvda", "xagusd"):
+        hourly = pd.read_csv(project_copy / f"data/03_primary/{instrument}/hourly_bars.csv")
+        assert len(hourly) > 0
+    silver = pd.read_csv(project_copy / "data/03_primary/xagusd/hourly_bars.csv")
+    # METALS-NY: 18:00-17:00 New York time, 23 hourly bars a session.
+    assert silver.groupby("session").size().max() == 23

@@ -17,7 +17,11 @@ class InstrumentsHook:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        set_active_instruments(context.params.get("instruments", {}))
+        # The config loader's parameters include the environment and runtime params. Not
+        # `context.params`: reading it validates against every pipeline, which would
+        # register the pipelines before the instruments are known.
+        parameters = context.config_loader["parameters"]
+        set_active_instruments(parameters.get("instruments", {}))
 
 
 class RunInfoHook:

@@ -153,12 +153,16 @@ def registry_table(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _format(value: Any) -> str:
+def _format(value: Any, column: str = "") -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, bool):
         return "*" if value else ""
-    return "-" if value is None else str(value)[:12]
+    if value is None:
+        return "-"
+    # A short commit hash is enough to find it; versions are shown whole, since they are
+    # what --params inference.model_version=<version> takes.
+    return str(value)[:12] if column == "git_commit" else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No model versions under {root}: run `kedro run --pipelines modelling` first.")
         return 0
     columns = list(rows[0])
-    widths = {name: max(len(name), *(len(_format(row[name])) for row in rows)) for name in columns}
+    widths = {
+        name: max(len(name), *(len(_format(row[name], name)) for row in rows)) for name in columns
+    }
     print("  ".join(name.ljust(widths[name]) for name in columns))
     for row in rows:
-        print("  ".join(_format(row[name]).ljust(widths[name]) for name in columns))
+        print("  ".join(_format(row[name], name).ljust(widths[name]) for name in columns))
     champion = read_champion(root)
     print(f"champion: {champion['version'] if champion else 'none'}")
     return 0
