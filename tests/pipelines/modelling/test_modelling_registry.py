@@ -156,7 +156,9 @@ def test_registry_datasets_load_the_champion_and_write_champion_json_atomically(
     assert main(["list", "--instrument", "nvda", "--models-dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "champion: 2024-01-01T00.00.00.000Z" in printed and "lstm_mase" in printed
-    table_rows = printed.splitlines()[1:-1]
+    lines = printed.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("version "))
+    table_rows = lines[header + 1 : header + 1 + len(rows)]
     assert [line.split()[0] for line in table_rows] == [row["version"] for row in rows]
     main(["list", "--instrument", "nvda", "--models-dir", str(tmp_path), "--json"])
     listing = json.loads(capsys.readouterr().out)
