@@ -23,7 +23,7 @@ def test_ib_source_backfills_from_the_standalone_simulator(
             connection={"host": "127.0.0.1", "port": 1, "client_id": 1},
         )
 
-    assert simulator.returncode == 0
+    assert simulator.returncode == 0, simulator.log
     assert "TWS simulator stopped" in simulator.log
     sessions = ["2024-01-08", "2024-01-09", "2024-01-10", "2024-01-11", "2024-01-12"]
     assert_stored_equal_market(tmp_path, nvda, sessions)

@@ -770,9 +770,9 @@ class SimulatorProcess:
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:
             return
-        self._process.send_signal(signal.SIGINT)
+        self._process.send_signal(signal.SIGTERM)
         try:
-            rest, _ = self._process.communicate(timeout=10)
+            rest, _ = self._process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             self._process.kill()
             rest, _ = self._process.communicate()
@@ -851,15 +851,19 @@ def main(argv: list[str] | None = None) -> None:
         port = await simulator.start(arguments.host, arguments.port)
         served = ", ".join(f"{i.symbol} ({i.sec_type})" for i in instruments)
         logger.info("TWS simulator listening on %s:%d, serving %s", arguments.host, port, served)
+        # Ctrl-C and SIGTERM (what process managers and SimulatorProcess send) both end
+        # the loop's wait, so shutdown always runs the same, graceful path.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
             await simulator.stop()
+            logger.info("TWS simulator stopped")
 
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        logger.info("TWS simulator stopped")
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":
