@@ -56,22 +56,15 @@ class RunInfoHook:
 def git_commit(project_path: Path) -> str | None:
     """The checked-out commit (with a `-dirty` suffix for local changes), or None."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project_path,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=project_path,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
+        commit = _git(project_path, "rev-parse", "HEAD")
+        dirty = _git(project_path, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit
+
+
+def _git(project_path: Path, *arguments: str) -> str:
+    result = subprocess.run(
+        ["git", *arguments], cwd=project_path, capture_output=True, text=True, check=True, timeout=5
+    )
+    return result.stdout.strip()

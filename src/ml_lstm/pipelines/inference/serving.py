@@ -11,7 +11,6 @@ for the registry layout). Keras is imported only when a model is actually loaded
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,7 +19,7 @@ from kedro.io import AbstractDataset, DatasetError, Version
 from ml_lstm.pipelines.modelling.registry import (
     MANIFEST_FILE,
     MODEL_FILE,
-    SCALER_FILE,
+    load_version,
     read_champion,
 )
 
@@ -72,26 +71,16 @@ class ServedModelDataset(AbstractDataset[None, dict[str, Any]]):
                     f"{stored_versions(self._root) or 'none'}."
                 )
             version, source = record["version"], "champion"
-        paths = {
-            name: self._root / name / version / name
-            for name in (MODEL_FILE, SCALER_FILE, MANIFEST_FILE)
-        }
-        missing = [str(path) for path in paths.values() if not path.is_file()]
-        if missing:
+        try:
+            # compile=False: serving only predicts, and skips rebuilding the optimizer.
+            bundle = load_version(self._root, version, compile_model=False)
+        except FileNotFoundError as error:
             raise DatasetError(
                 f"The {source} model version {version!r} is incomplete or absent in "
-                f"{self._root}: missing {missing}. Stored versions: "
+                f"{self._root}: missing {error.args[0]}. Stored versions: "
                 f"{stored_versions(self._root) or 'none'}."
-            )
-        import keras
-
-        return {
-            "version": version,
-            "source": source,
-            "model": keras.saving.load_model(paths[MODEL_FILE], compile=False),
-            "scaler": json.loads(paths[SCALER_FILE].read_text(encoding="utf-8")),
-            "manifest": json.loads(paths[MANIFEST_FILE].read_text(encoding="utf-8")),
-        }
+            ) from None
+        return {"version": version, "source": source, **bundle}
 
     def save(self, data: None) -> None:
         raise DatasetError("ServedModelDataset is read-only: models are saved by modelling.")

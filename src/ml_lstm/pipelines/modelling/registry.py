@@ -64,6 +64,27 @@ def list_versions(root: Path) -> list[dict[str, Any]]:
     return manifests
 
 
+def load_version(root: Path, version: str, compile_model: bool = True) -> dict[str, Any]:
+    """The model, scaler and manifest stored under `version`.
+
+    Raises FileNotFoundError listing the missing files when the version is incomplete.
+    """
+    paths = {
+        name: _version_file(root, name, version)
+        for name in (MODEL_FILE, SCALER_FILE, MANIFEST_FILE)
+    }
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(missing)
+    import keras
+
+    return {
+        "model": keras.saving.load_model(paths[MODEL_FILE], compile=compile_model),
+        "scaler": json.loads(paths[SCALER_FILE].read_text(encoding="utf-8")),
+        "manifest": json.loads(paths[MANIFEST_FILE].read_text(encoding="utf-8")),
+    }
+
+
 class ChampionDataset(AbstractDataset[None, dict[str, Any] | None]):
     """Read-only: {"record", "model", "scaler", "manifest"} of the champion, or None."""
 
@@ -76,24 +97,14 @@ class ChampionDataset(AbstractDataset[None, dict[str, Any] | None]):
         if record is None:
             return None
         version = record["version"]
-        paths = {
-            name: _version_file(self._root, name, version)
-            for name in (MODEL_FILE, SCALER_FILE, MANIFEST_FILE)
-        }
-        missing = [str(path) for path in paths.values() if not path.is_file()]
-        if missing:
+        try:
+            bundle = load_version(self._root, version)
+        except FileNotFoundError as error:
             raise DatasetError(
                 f"{self._root / CHAMPION_FILE} names version {version!r} but its files are "
-                f"missing: {missing}. Restore them or delete champion.json to start afresh."
-            )
-        import keras
-
-        return {
-            "record": record,
-            "model": keras.saving.load_model(paths[MODEL_FILE]),
-            "scaler": json.loads(paths[SCALER_FILE].read_text(encoding="utf-8")),
-            "manifest": json.loads(paths[MANIFEST_FILE].read_text(encoding="utf-8")),
-        }
+                f"missing: {error.args[0]}. Restore them or delete champion.json to start afresh."
+            ) from None
+        return {"record": record, **bundle}
 
     def save(self, data: None) -> None:
         raise DatasetError("ChampionDataset is read-only: promotion writes champion_record.")
