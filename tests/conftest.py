@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kedro.config import OmegaConfigLoader
-from support import PROJECT_ROOT, SMALL_RUN, merge
+from support import PROJECT_ROOT, SMALL_RUN, copy_project, merge
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,16 +34,5 @@ def small_parameters(project_parameters: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """A throw-away copy of the project (conf and empty data folders), so runs never touch
-    the repository's own data/."""
-    target = tmp_path / "project"
-    target.mkdir()
-    shutil.copy2(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
-    (target / "conf" / "local").mkdir()
-    # Kedro requires <project>/src to exist; the package itself is the installed one.
-    (target / "src").mkdir()
-    for layer in sorted((PROJECT_ROOT / "data").iterdir()):
-        if layer.is_dir():
-            (target / "data" / layer.name).mkdir(parents=True)
-    return target
+    """A throw-away copy of the project (see support.copy_project)."""
+    return copy_project(tmp_path / "project")

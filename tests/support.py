@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,18 @@ def merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def copy_project(target: Path) -> Path:
+    """A throw-away copy of the project at `target` (conf and empty data folders), so runs
+    never touch the repository's own data/."""
+    target.mkdir(parents=True)
+    shutil.copy2(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
+    (target / "conf" / "local").mkdir()
+    # Kedro requires <project>/src to exist; the package itself is the installed one.
+    (target / "src").mkdir()
+    for layer in sorted((PROJECT_ROOT / "data").iterdir()):
+        if layer.is_dir():
+            (target / "data" / layer.name).mkdir(parents=True)
+    return target

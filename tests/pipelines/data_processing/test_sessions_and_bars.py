@@ -14,6 +14,7 @@ from ml_lstm.pipelines.data_processing.nodes import (
     analyse_gaps,
     fill_gaps,
     list_sessions,
+    plot_gaps,
     resample_to_session_bars,
 )
 
@@ -156,6 +157,21 @@ def test_gaps_are_found_filled_from_the_past_and_never_across_sessions():
     assert not filled["timestamp"].isin([utc("2024-07-05 13:30"), utc("2024-07-05 13:31")]).any()
     first_bar = hourly.iloc[0]
     assert first_bar["filled_share"] == pytest.approx(3 / 60)
+
+
+def test_gap_chart_is_written_as_a_png_through_the_catalogs_dataset(tmp_path):
+    from kedro_datasets.matplotlib import MatplotlibDataset
+
+    day = session_minutes("XNYS", "2024-07-03")
+    bars = minute_bars(day[~day.isin(list(day[100:120]))])
+    report, _, _ = process(bars)
+
+    figure = plot_gaps(report)
+
+    assert figure.axes and any(axis.has_data() for axis in figure.axes)
+    path = tmp_path / "gap_chart.png"
+    MatplotlibDataset(filepath=str(path)).save(figure)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000
 
 
 @st.composite

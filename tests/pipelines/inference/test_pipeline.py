@@ -7,7 +7,6 @@ inference (or a second training) on it as a user would.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import keras
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from support import PROJECT_ROOT, SMALL_RUN, merge
+from support import SMALL_RUN, copy_project, merge
 
 from ml_lstm.pipelines.inference.nodes import MODELS, ModelMismatchError
 
@@ -36,15 +35,7 @@ def run(project: Path, pipeline: str = "__default__", **params) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A project copy (conf, empty data folders) after one full default run."""
-    target = tmp_path_factory.mktemp("inference") / "project"
-    target.mkdir()
-    shutil.copy2(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
-    (target / "conf" / "local").mkdir()
-    (target / "src").mkdir()
-    for layer in (PROJECT_ROOT / "data").iterdir():
-        if layer.is_dir():
-            (target / "data" / layer.name).mkdir(parents=True)
+    target = copy_project(tmp_path_factory.mktemp("inference") / "project")
     run(target)
     return target
 
@@ -153,3 +144,26 @@ def test_a_manifest_that_does_not_match_the_features_stops_inference(project):
         run(project, "inference", modelling={"lookback": 6})
 
     assert len(pd.read_csv(project / LOG)) == rows_before
+
+
+def test_forecast_test_range_covers_the_served_models_test_rows(project):
+    from ml_lstm.pipelines.inference.nodes import forecast_test_range
+    from ml_lstm.pipelines.modelling.registry import load_version
+
+    version = champion_version(project)
+    bundle = {"version": version, **load_version(project / MODELS_DIR, version)}
+    features = pd.read_csv(project / "data/04_feature/nvda/features.csv")
+    modelling = {**SMALL_RUN["modelling"], "baselines": {"sma_window": 5}}
+
+    export = forecast_test_range(bundle, features, modelling)
+
+    test = bundle["manifest"]["splits"]["test"]
+    # Every test bar but the last `horizon`, whose target lies beyond the table.
+    assert len(export) == test["rows"] - bundle["manifest"]["horizon"]
+    as_of = pd.to_datetime(export["as_of_bar_time"], utc=True)
+    assert as_of.is_monotonic_increasing and as_of.iloc[0] == pd.Timestamp(test["first"])
+    # The target is the next bar of the feature table (horizon 1), never the same bar.
+    times = pd.to_datetime(features["timestamp"], utc=True)
+    following = times.shift(-1)[times.isin(as_of)].to_numpy()
+    assert (pd.to_datetime(export["target_bar_time"], utc=True).to_numpy() == following).all()
+    assert set(export["model_version"]) == {version}
