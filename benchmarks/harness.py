@@ -1,7 +1,9 @@
 """Shared measurement for the benchmarks: wall time and peak memory, ours against a reference.
 
-Each side runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its
-own and imports already paid by the other side do not flatter either.
+Each side runs in a fresh subprocess so that its peak resident memory is its own and imports
+already paid by the other side do not flatter either. Peak memory is the child's VmHWM
+(/proc/self/status): on Linux, ru_maxrss survives fork and exec, so a child would report
+the benchmark runner's own peak whenever that is higher.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ else:
 start = time.perf_counter()
 func(**args)
 elapsed = time.perf_counter() - start
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except OSError:  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = peak_kib / 1024 if sys.platform == "darwin" else peak_kib
 print(json.dumps({"seconds": elapsed, "peak_mib": peak_kib / 1024}))
 """
 
@@ -38,8 +45,8 @@ class Measurement:
 def measure(module: str, function: str, repeat: int = 1, **kwargs: object) -> Measurement:
     """Runs `module.function(**kwargs)` in a fresh interpreter; the best of `repeat` runs.
 
-    Only the call itself is timed (imports are not); peak memory is the process's maximum
-    resident set size, imports included.
+    Only the call itself is timed (imports are not); peak memory is the process's own
+    high-water resident set size (VmHWM), imports included.
     """
     runs = []
     for _ in range(repeat):

@@ -86,6 +86,25 @@ def test_yfinance_two_level_header_is_read(tmp_path):
     assert bars.loc[0, ["open", "close", "volume"]].tolist() == [48.1, 48.2, 1200]
 
 
+def test_padded_fields_and_a_blank_volume_are_read(tmp_path):
+    path = tmp_path / "hand_edited.csv"
+    path.write_text(
+        "timestamp, open, high, low, close, volume\n"
+        " 2024-01-02T14:30:00Z , 48.1 , 48.3 , 48.0 , 48.2 , 1200\n"
+        "2024-01-02T14:31:00Z,48.2,48.4,48.1,48.3,\n"
+    )
+    fmt = PRESETS["plain"]
+
+    bars = read_bars_csv(path, fmt)
+
+    assert bars["timestamp"].tolist() == [
+        pd.Timestamp("2024-01-02 14:30", tz="UTC"),
+        pd.Timestamp("2024-01-02 14:31", tz="UTC"),
+    ]
+    assert bars["open"].tolist() == [48.1, 48.2]
+    assert bars["volume"].tolist() == [1200, 0]
+
+
 def test_sqlite_ticks_are_aggregated_to_minute_bars(tmp_path):
     path = tmp_path / "market_data.db"
     with sqlite3.connect(path) as connection:

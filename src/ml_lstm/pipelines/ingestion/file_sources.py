@@ -55,6 +55,8 @@ class CsvFormat:
 
 
 _POSITIONS = dict(zip([*PRICES, "volume"], range(1, 6), strict=True))
+TIME_KEYS = ("timestamp", "date", "time")
+
 PRESETS = {
     "plain": CsvFormat(columns={name: name for name in BAR_COLUMNS}),
     "mt4": CsvFormat(
@@ -106,29 +108,45 @@ def read_bars_csv(path: str | Path, fmt: CsvFormat) -> pd.DataFrame:
     path = Path(path)
     if path.stat().st_size == 0 or not path.read_bytes()[:4096].strip():
         raise ValueError(f"{path}: the file is empty (expected minute bars).")
+    # Time columns are read as text; prices and volume are left to the C parser, which
+    # reads clean numbers (spaces around them included) in one pass. A column it cannot
+    # make numeric (a typo, an empty field) takes the slower path that names the row.
+    text_sources = {source for key, source in fmt.columns.items() if key in TIME_KEYS}
     frame = pd.read_csv(
-        path, sep=fmt.delimiter, header=0 if fmt.header else None, dtype=str, keep_default_na=False
+        path,
+        sep=fmt.delimiter,
+        header=0 if fmt.header else None,
+        dtype=dict.fromkeys(text_sources, str),
+        keep_default_na=False,
+        skipinitialspace=True,
     )
     frame = _drop_yfinance_ticker_rows(frame)
     first_data_line = 2 if fmt.header else 1
     columns = _select_columns(path, frame, fmt)
     if "timestamp" in columns:
-        text = columns["timestamp"].str.strip()
+        text = columns["timestamp"].astype(str)
     else:
-        text = columns["date"].str.strip() + " " + columns["time"].str.strip()
+        text = (
+            columns["date"].astype(str).str.strip() + " " + columns["time"].astype(str).str.strip()
+        )
     stamps = _parse_times(path, text, fmt, first_data_line)
     bars = pd.DataFrame({"timestamp": stamps})
     for name in [*PRICES, "volume"]:
         if name not in columns:
             bars[name] = 0
             continue
-        values = pd.to_numeric(columns[name].str.strip(), errors="coerce")
-        bad = values.isna() if name in PRICES else values.isna() & (columns[name].str.strip() != "")
+        column = columns[name]
+        if pd.api.types.is_numeric_dtype(column):
+            values, blank = column.astype("float64"), None
+        else:
+            stripped = column.astype(str).str.strip()
+            values, blank = pd.to_numeric(stripped, errors="coerce"), stripped == ""
+        bad = values.isna() if name in PRICES or blank is None else values.isna() & ~blank
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise ValueError(
                 f"{path}, row {row + first_data_line}: field {name!r} is "
-                f"{columns[name].iloc[row]!r}, expected a number."
+                f"{column.iloc[row]!r}, expected a number."
             )
         bars[name] = values.fillna(0) if name == "volume" else values
     if fmt.stamps == "end":
@@ -182,10 +200,10 @@ def _select_columns(path: Path, frame: pd.DataFrame, fmt: CsvFormat) -> dict[str
 
 
 def _parse_times(path: Path, text: pd.Series, fmt: CsvFormat, first_line: int) -> pd.Series:
-    if fmt.timestamp_format == "ISO8601":
-        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=_has_offsets(text))
-    else:
-        stamps = pd.to_datetime(text, format=fmt.timestamp_format, errors="coerce")
+    stamps = _to_datetime(text, fmt)
+    if stamps.isna().any():  # stray spaces around some time stamps: strip and try again
+        text = text.str.strip()
+        stamps = _to_datetime(text, fmt)
     bad = stamps.isna()
     if bad.any():
         row = int(bad.to_numpy().argmax())
@@ -202,6 +220,12 @@ def _parse_times(path: Path, text: pd.Series, fmt: CsvFormat, first_line: int) -
                 "ingestion.csv.timezone."
             ) from None
     return stamps.dt.tz_convert("UTC").dt.as_unit("ns")
+
+
+def _to_datetime(text: pd.Series, fmt: CsvFormat) -> pd.Series:
+    if fmt.timestamp_format == "ISO8601":
+        return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=_has_offsets(text))
+    return pd.to_datetime(text, format=fmt.timestamp_format, errors="coerce")
 
 
 def _has_offsets(text: pd.Series) -> bool:
