@@ -159,19 +159,24 @@ def test_gaps_are_found_filled_from_the_past_and_never_across_sessions():
     assert first_bar["filled_share"] == pytest.approx(3 / 60)
 
 
-def test_gap_chart_is_written_as_a_png_through_the_catalogs_dataset(tmp_path):
+def test_gap_chart_is_written_as_png_and_plotly_json_through_the_catalogs_datasets(tmp_path):
     from kedro_datasets.matplotlib import MatplotlibDataset
+    from kedro_datasets.plotly import JSONDataset
 
     day = session_minutes("XNYS", "2024-07-03")
     bars = minute_bars(day[~day.isin(list(day[100:120]))])
     report, _, _ = process(bars)
 
-    figure = plot_gaps(report)
+    figure, plot = plot_gaps(report)
 
     assert figure.axes and any(axis.has_data() for axis in figure.axes)
     path = tmp_path / "gap_chart.png"
     MatplotlibDataset(filepath=str(path)).save(figure)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000
+    chart = JSONDataset(filepath=str(tmp_path / "gap_chart.json"))
+    chart.save(plot)
+    bars = {trace.name: list(trace.y) for trace in chart.load().data}
+    assert bars == {"filled": [0], "left as gap": [20]}
 
 
 @st.composite

@@ -7,11 +7,12 @@ import logging
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from ml_lstm.calendars import instrument_sessions, session_of
 
-from .charts import gap_chart
+from .charts import gap_calendar_plot, gap_chart
 from .features import calendar_columns, indicator_columns
 from .gaps import GAP_KINDS, fill_minutes, fillable, find_gaps, locate_minutes, utc_nanoseconds
 from .resampling import resample_minutes
@@ -303,9 +304,9 @@ def _plain(value):
     return value
 
 
-def plot_gaps(gap_report: dict) -> Figure:
-    """Chart of the gap report."""
-    return gap_chart(gap_report)
+def plot_gaps(gap_report: dict) -> tuple[Figure, go.Figure]:
+    """The gap report as a chart: a PNG for people and a plotly figure for kedro-viz."""
+    return gap_chart(gap_report), gap_calendar_plot(gap_report)
 
 
 def fill_gaps(

@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=plot_gaps,
                 inputs="gap_report",
-                outputs="gap_chart",
+                outputs=["gap_chart", "gap_calendar_chart"],
                 name="plot_gaps",
             ),
             Node(
