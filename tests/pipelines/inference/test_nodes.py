@@ -39,8 +39,20 @@ FEATURES = ["close", "log_return"]
     ],
 )
 def test_bar_after_follows_the_calendar(bar_start, steps, expected):
-    result = bar_after(pd.Timestamp(bar_start), steps, "XNYS", "60min")
+    result = bar_after(pd.Timestamp(bar_start), steps, XNYS, "60min")
     assert result == pd.Timestamp(expected)
+
+
+def test_bar_after_follows_extended_hours_when_the_instrument_trades_them():
+    extended = {**XNYS, "extended_hours": True}
+    # Extended hours run 04:00-20:00 ET (09:00-01:00 UTC in winter): after the 16:00 ET
+    # bar comes the after-hours bar, and after the last one the next pre-market bar.
+    assert bar_after(pd.Timestamp("2024-01-02T21:00Z"), 1, extended, "60min") == pd.Timestamp(
+        "2024-01-02T22:00Z"
+    )
+    assert bar_after(pd.Timestamp("2024-01-03T00:00Z"), 1, extended, "60min") == pd.Timestamp(
+        "2024-01-03T09:00Z"
+    )
 
 
 def constant_model(lookback: int, n_features: int, output: float):
@@ -201,7 +213,7 @@ FRIDAY_LAST_BAR = pd.Timestamp("2024-03-22T19:30:00Z")
     ],
 )
 def test_staleness_counts_only_bars_the_calendar_expects(now, stale):
-    late = stale_by(FRIDAY_LAST_BAR, pd.Timestamp(now), "XNYS", "60min", "2h")
+    late = stale_by(FRIDAY_LAST_BAR, pd.Timestamp(now), XNYS, "60min", "2h")
     assert (late is not None) == stale
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import session_bar_starts, trading_sessions
+from ml_lstm.calendars import instrument_sessions, session_bar_starts
 from ml_lstm.pipelines.modelling.nodes import (
     BASELINES,
     forecast_test_split,
@@ -155,13 +155,13 @@ def predict_next_close(
     else:
         direction = "up" if predicted > last_close else "down" if predicted < last_close else "flat"
     as_of = utc(recent["timestamp"].iloc[-1])
-    calendar, frequency = instrument["calendar"], manifest["frequency"]
-    target = bar_after(as_of, horizon, calendar, frequency)
+    frequency = manifest["frequency"]
+    target = bar_after(as_of, horizon, instrument, frequency)
     started = run_info.get("started_at")
     if started is None:
         logger.info("run_info has no started_at: data staleness not checked.")
     else:
-        late = stale_by(as_of, utc(started), calendar, frequency, inference["stale_after"])
+        late = stale_by(as_of, utc(started), instrument, frequency, inference["stale_after"])
         if late is not None:
             logger.warning(
                 "%s: stale data. The last bar starts %s, but the bar after it ended %s before "
@@ -201,16 +201,19 @@ def utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def bar_after(bar_start: pd.Timestamp, steps: int, calendar: str, frequency: str) -> pd.Timestamp:
-    """Start (UTC) of the bar `steps` bars after `bar_start`, following the calendar's sessions.
+def bar_after(
+    bar_start: pd.Timestamp, steps: int, instrument: dict, frequency: str
+) -> pd.Timestamp:
+    """Start (UTC) of the bar `steps` bars after `bar_start`, following the instrument's
+    sessions (its calendar, extended hours included when it trades them).
 
     Looks a week ahead first and widens the window only when that holds too few bars
     (long closures, many steps): computing a month of bars costs more than the prediction.
     """
     days = 7
     while True:
-        sessions = trading_sessions(
-            calendar, bar_start - pd.Timedelta(days=1), bar_start + pd.Timedelta(days=days)
+        sessions = instrument_sessions(
+            instrument, bar_start - pd.Timedelta(days=1), bar_start + pd.Timedelta(days=days)
         )
         starts = session_bar_starts(sessions, frequency)["bar_start"]
         later = starts[starts > bar_start]
@@ -218,20 +221,21 @@ def bar_after(bar_start: pd.Timestamp, steps: int, calendar: str, frequency: str
             return pd.Timestamp(later.iloc[steps - 1])
         if days >= 366:
             raise ValueError(
-                f"The {calendar} calendar has no session {steps} bars after {bar_start}."
+                f"The {instrument['calendar']} calendar has no session {steps} bars after "
+                f"{bar_start}."
             )
         days = min(days * 4, 366)
 
 
 def stale_by(
-    last_bar: pd.Timestamp, now: pd.Timestamp, calendar: str, frequency: str, stale_after: str
+    last_bar: pd.Timestamp, now: pd.Timestamp, instrument: dict, frequency: str, stale_after: str
 ) -> pd.Timedelta | None:
     """How long ago the bar after `last_bar` should have been complete, if beyond tolerance.
 
     Data is stale when the calendar says a newer bar has ended more than `stale_after`
     before `now`; weekends, holidays and overnight hours never make data stale.
     """
-    next_start = bar_after(last_bar, 1, calendar, frequency)
+    next_start = bar_after(last_bar, 1, instrument, frequency)
     expected_end = next_start + pd.Timedelta(frequency)
     late = now - expected_end
     return late if late > pd.Timedelta(stale_after) else None
