@@ -80,8 +80,10 @@ def run_ingestion(
     instrument: dict | None = None,
     connection: dict | None = None,
     name: str = "nvda",
+    started_at: str = RUN_STARTED_AT,
 ) -> None:
-    """Runs the namespaced ingestion pipeline with Kedro's SequentialRunner."""
+    """Runs the namespaced ingestion pipeline with Kedro's SequentialRunner; `started_at`
+    is the run's "now", as the run-info hook stamps it."""
     instrument = instrument or NVDA
     raw = str(root / name / "minute_bars")
     ledger = str(root / name / "ingestion_ledger.json")
@@ -94,7 +96,7 @@ def run_ingestion(
             f"{name}.ib_connection": MemoryDataset(connection or {}),
             f"params:instruments.{name}": MemoryDataset(instrument),
             "params:ingestion": MemoryDataset(ingestion),
-            "run_info": MemoryDataset({"run_id": "test", "started_at": RUN_STARTED_AT}),
+            "run_info": MemoryDataset({"run_id": "test", "started_at": started_at}),
         }
     )
     SequentialRunner().run(for_instrument(create_pipeline(), name), catalog)

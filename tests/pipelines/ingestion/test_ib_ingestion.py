@@ -13,6 +13,7 @@ import pytest
 from ib_insync import IB, LimitOrder, Stock
 from ingestion_support import (
     NVDA,
+    RUN_STARTED_AT,
     XAGUSD,
     assert_stored_equal_market,
     ingestion_parameters,
@@ -184,7 +185,8 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
     parameters = ingestion_parameters(batch_sessions=3)
     raw = tmp_path / "nvda" / "minute_bars"
     plan = [{"session": s, "stored_bars": 0} for s in SESSIONS]
-    batches = fetch_minute_bars(plan, {"sessions": {}}, NVDA, parameters, {})
+    run_info = {"run_id": "killed", "started_at": RUN_STARTED_AT}
+    batches = fetch_minute_bars(plan, {"sessions": {}}, NVDA, parameters, {}, run_info)
     from ml_lstm.datasets import AtomicJSONDataset, SessionPartitionsDataset
 
     raw_dataset = SessionPartitionsDataset(path=str(raw))
@@ -214,6 +216,28 @@ def test_incomplete_stored_session_is_replaced_by_a_complete_one(tmp_path):
     ledger_path.write_text(json.dumps(content))
     run_ingestion(tmp_path, parameters)
     assert_stored_equal_market(tmp_path, NVDA, sessions)
+
+
+def test_session_open_at_the_run_start_is_partial_and_completed_by_the_next_run(tmp_path):
+    # end_date null: up to the run's "today". The first run starts during the 2024-01-05
+    # session (09:30-16:00 New York = 14:30-21:00 UTC), the second the day after.
+    parameters = ingestion_parameters(start_date="2024-01-04", end_date=None)
+    run_ingestion(tmp_path, parameters, started_at="2024-01-05T17:00:00+00:00")
+    first = ledger(tmp_path)
+    assert {s: e["status"] for s, e in first.items()} == {
+        "2024-01-04": "complete",
+        "2024-01-05": "partial",
+    }
+    assert {e["fetched_at"] for e in first.values()} == {"2024-01-05T17:00:00Z"}
+    assert sorted(stored_sessions(tmp_path)) == ["2024-01-04", "2024-01-05"]
+
+    run_ingestion(tmp_path, parameters, started_at="2024-01-06T12:00:00+00:00")
+    second = ledger(tmp_path)
+    assert second["2024-01-04"] == first["2024-01-04"]  # settled: not asked for again
+    assert second["2024-01-05"]["status"] == "complete"
+    assert second["2024-01-05"]["attempts"] == 2
+    assert second["2024-01-05"]["fetched_at"] == "2024-01-06T12:00:00Z"
+    assert_stored_equal_market(tmp_path, NVDA, ["2024-01-04", "2024-01-05"])
 
 
 def test_xagusd_midpoint_bars_have_zero_volume(tmp_path):

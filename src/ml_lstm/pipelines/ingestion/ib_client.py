@@ -171,7 +171,11 @@ class ConnectivityLost(ConnectionError):
 
 
 class HistoricalBarsClient:
-    """Fetches minute bars of whole sessions for one contract over one read-only connection."""
+    """Fetches minute bars of whole sessions for one contract over one read-only connection.
+
+    `now` (tz-aware) is the caller's "now", normally the run's start: a session that closes
+    after it is `partial`, and "no data" for it means "not yet" rather than `no_data`.
+    """
 
     def __init__(
         self,
@@ -180,7 +184,12 @@ class HistoricalBarsClient:
         settings: RequestSettings,
         what_to_show: str | None = None,
         use_rth: bool | None = None,
+        *,
+        now: pd.Timestamp,
     ) -> None:
+        if now.tzinfo is None:
+            raise ValueError("HistoricalBarsClient: `now` must be tz-aware (UTC).")
+        self.now = now.tz_convert("UTC")
         self.contract = build_contract(instrument)
         self.connection = connection
         self.settings = settings
@@ -360,8 +369,7 @@ class HistoricalBarsClient:
                     ) from None
                 if error.code == 162 and "returned no data" in text:
                     # Before a session has ended "no data" may only mean "not yet".
-                    ended = window.close <= pd.Timestamp.now(tz="UTC")
-                    status = NO_DATA if ended else "partial"
+                    status = NO_DATA if window.close <= self.now else "partial"
                     return SessionResult(window.session, status, attempts=attempts)
                 if error.code in (200, 321, 354) or "permission" in text:
                     raise IngestionError(
@@ -381,7 +389,7 @@ class HistoricalBarsClient:
                 await self._reconnect()
                 continue
             else:
-                status = "complete" if window.close <= pd.Timestamp.now(tz="UTC") else "partial"
+                status = "complete" if window.close <= self.now else "partial"
                 return SessionResult(window.session, status, bars, attempts=attempts)
             if failures <= settings.max_retries:
                 delay = self._backoff(failures)

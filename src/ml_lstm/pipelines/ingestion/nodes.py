@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -41,7 +40,7 @@ def plan_backfill(
     when it holds at least (1 - completeness_tolerance) of the calendar's minutes. Sessions
     without data, and sessions that failed `max_attempts` runs, are not asked for again.
     """
-    end = ingestion.get("end_date") or _today(instrument, run_info)
+    end = ingestion.get("end_date") or _today(instrument, run_started(run_info))
     schedule = instrument_sessions(instrument, ingestion["start_date"], end)
     entries = ledger.get("sessions", {})
     tolerance = float(ingestion.get("completeness_tolerance", 0.05))
@@ -96,12 +95,15 @@ def fetch_minute_bars(
     instrument: dict,
     ingestion: dict,
     connection: dict,
+    run_info: dict,
 ) -> Iterator[tuple[dict[str, pd.DataFrame], dict]]:
     """Fetches the planned sessions; yields (new session files, updated ledger) per batch.
 
     Kedro saves each yielded batch before the next is fetched, so an interrupted run loses
     at most the batch in flight. A stored session is only replaced by one with more bars.
+    The run's start time is "now": a session closing after it is `partial`.
     """
+    now = run_started(run_info)
     ledger = {"sessions": dict(ledger.get("sessions", {}))}
     windows = session_windows(instrument, [item["session"] for item in plan])
     stored_bars = {item["session"]: item["stored_bars"] for item in plan}
@@ -109,14 +111,14 @@ def fetch_minute_bars(
     source = source_label(ingestion, instrument) if windows else ingestion["source"]
     progress = _Progress(instrument["symbol"], len(windows))
     yielded = False
-    for batch in fetch_sessions(windows, instrument, ingestion, connection):
+    for batch in fetch_sessions(windows, instrument, ingestion, now, connection):
         partitions = {}
         for result in batch:
             bars = _keep_if_better(result, stored_bars.get(result.session, 0))
             if bars is not None:
                 partitions[result.session] = to_raw_format(bars)
             ledger["sessions"][result.session] = _ledger_entry(
-                ledger["sessions"].get(result.session, {}), result, expected, source
+                ledger["sessions"].get(result.session, {}), result, expected, source, now
             )
         progress.advance(batch)
         yielded = True
@@ -147,14 +149,16 @@ def _keep_if_better(result: SessionResult, stored: int) -> pd.DataFrame | None:
     return result.bars
 
 
-def _ledger_entry(previous: dict, result: SessionResult, expected: dict, source: str) -> dict:
+def _ledger_entry(
+    previous: dict, result: SessionResult, expected: dict, source: str, now: pd.Timestamp
+) -> dict:
     entry = {
         "status": result.status,
         "expected": expected.get(result.session, 0),
         "attempts": previous.get("attempts", 0) + result.attempts,
         "failures": previous.get("failures", 0) + (result.status == "failed"),
         "source": source,
-        "fetched_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "fetched_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if result.bars is not None and not result.bars.empty:
         entry["bars"] = max(len(result.bars), previous.get("bars", 0))
@@ -167,11 +171,15 @@ def _ledger_entry(previous: dict, result: SessionResult, expected: dict, source:
     return entry
 
 
-def _today(instrument: dict, run_info: dict) -> str:
-    """`end_date: null` means the run's start date in the instrument's time zone."""
+def run_started(run_info: dict) -> pd.Timestamp:
+    """The run's single "now" (UTC), stamped by the run-info hook when the run began."""
     started = pd.Timestamp(run_info["started_at"])
-    started = started.tz_localize("UTC") if started.tzinfo is None else started
-    return started.tz_convert(instrument.get("timezone", "UTC")).strftime("%Y-%m-%d")
+    return started.tz_localize("UTC") if started.tzinfo is None else started.tz_convert("UTC")
+
+
+def _today(instrument: dict, now: pd.Timestamp) -> str:
+    """`end_date: null` means the run's start date in the instrument's time zone."""
+    return now.tz_convert(instrument.get("timezone", "UTC")).strftime("%Y-%m-%d")
 
 
 class _Progress:

@@ -27,6 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:instrument",
                     "params:ingestion",
                     "ib_connection",
+                    "run_info",
                 ],
                 outputs=["raw_minute_bars@partitions", "ingestion_ledger"],
                 name="fetch_minute_bars",

@@ -60,9 +60,13 @@ def fetch_sessions(
     windows: list[SessionWindow],
     instrument: dict,
     ingestion: dict,
+    now: pd.Timestamp,
     connection: dict | None = None,
 ) -> Iterator[list[SessionResult]]:
-    """Batches of `ingestion.batch_sessions` finished sessions from `ingestion.source`."""
+    """Batches of `ingestion.batch_sessions` finished sessions from `ingestion.source`.
+
+    `now` (the run's start, UTC) decides whether a fetched session has ended.
+    """
     source = ingestion["source"]
     batch_size = int(ingestion.get("batch_sessions", 25))
     if source not in SOURCES:
@@ -78,14 +82,14 @@ def fetch_sessions(
 
         yield from file_sessions(windows, instrument, ingestion, batch_size)
     elif source == "simulator":
-        yield from _simulator(windows, instrument, ingestion, batch_size)
+        yield from _simulator(windows, instrument, ingestion, batch_size, now)
     else:
-        client = _client(instrument, ingestion, ConnectionSettings.resolve(connection))
+        client = _client(instrument, ingestion, ConnectionSettings.resolve(connection), now)
         yield from client.fetch(windows, batch_size)
 
 
 def _client(
-    instrument: dict, ingestion: dict, connection: ConnectionSettings
+    instrument: dict, ingestion: dict, connection: ConnectionSettings, now: pd.Timestamp
 ) -> HistoricalBarsClient:
     use_rth = ingestion.get("use_rth")
     return HistoricalBarsClient(
@@ -93,11 +97,16 @@ def _client(
         connection,
         RequestSettings.from_parameters(ingestion.get("requests", {})),
         use_rth=None if use_rth is None else bool(use_rth),
+        now=now,
     )
 
 
 def _simulator(
-    windows: list[SessionWindow], instrument: dict, ingestion: dict, batch_size: int
+    windows: list[SessionWindow],
+    instrument: dict,
+    ingestion: dict,
+    batch_size: int,
+    now: pd.Timestamp,
 ) -> Iterator[list[SessionResult]]:
     from .tws_simulator import Faults, SimulatorThread, instrument_from_parameters
 
@@ -105,7 +114,7 @@ def _simulator(
     faults = Faults.from_parameters(ingestion.get("simulator"))
     with SimulatorThread([simulated], faults) as simulator:
         connection = ConnectionSettings("127.0.0.1", simulator.port, SIMULATOR_CLIENT_ID)
-        yield from _client(instrument, ingestion, connection).fetch(windows, batch_size)
+        yield from _client(instrument, ingestion, connection, now).fetch(windows, batch_size)
 
 
 def _synthetic(
