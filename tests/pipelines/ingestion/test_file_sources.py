@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 from ingestion_support import NVDA, ingestion_parameters, run_ingestion, stored_sessions
 from support import SHARED_DATA, requires_shared_data
 
-from ml_lstm.pipelines.ingestion.file_sources import PRESETS, read_bars_csv
+from ml_lstm.pipelines.ingestion.file_sources import PRESETS, read_bars_csv, split_by_session
 
 # Two NVDA bars at the open of 2024-01-02 (14:30 UTC = 09:30 New York), one on 2024-01-03,
 # and one pre-market bar that is outside the regular session.
@@ -177,9 +178,52 @@ def test_malformed_csv_gives_a_clear_error_naming_file_row_and_field(tmp_path, c
     text, preset, message = MALFORMED[case]
     path = tmp_path / "bad.csv"
     path.write_text(text)
+    fmt = PRESETS[preset].with_overrides({"timezone": "America/New_York"})
     with pytest.raises(ValueError, match=message) as raised:
+        read_bars_csv(path, fmt)
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize("preset", ["plain", "mt4", "ninjatrader"])
+def test_naive_times_without_a_configured_zone_are_refused(tmp_path, preset):
+    text = {
+        "plain": "timestamp,open,high,low,close,volume\n2024-01-02 09:30:00,1,2,0.5,1,10\n",
+        "mt4": FILES["mt4"][0],
+        "ninjatrader": FILES["ninjatrader"][0],
+    }[preset]
+    path = tmp_path / "naive.csv"
+    path.write_text(text)
+    first = {"plain": "2024-01-02 09:30:00", "mt4": "2024.01.02 08:00"}
+    first["ninjatrader"] = "20240102 080100"
+    with pytest.raises(ValueError, match=r"ingestion\.csv\.timezone") as raised:
         read_bars_csv(path, PRESETS[preset])
     assert str(path) in str(raised.value)
+    assert repr(first[preset]) in str(raised.value)
+
+
+def test_iso_times_with_offsets_need_no_zone(tmp_path):
+    path = tmp_path / "offsets.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-02T09:30:00-05:00,1,2,0.5,1,10\n2024-01-02T14:31:00Z,1,2,0.5,1,10\n"
+    )
+    bars = read_bars_csv(path, PRESETS["plain"])
+    assert bars["timestamp"].tolist() == [
+        pd.Timestamp("2024-01-02 14:30", tz="UTC"),
+        pd.Timestamp("2024-01-02 14:31", tz="UTC"),
+    ]
+
+
+def test_bars_outside_sessions_are_dropped_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "bars.csv"
+    path.write_text(FILES["plain"][0])  # its first bar, 13:00 UTC, is pre-market
+    bars = read_bars_csv(path, PRESETS["plain"])
+    with caplog.at_level(logging.WARNING, logger="ml_lstm.pipelines.ingestion.file_sources"):
+        sessions = split_by_session(bars, NVDA, path)
+    assert sum(len(frame) for frame in sessions.values()) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "1 of 4 bars" in warnings[0] and "2024-01-02T13:00:00+00:00" in warnings[0]
 
 
 def test_file_outside_the_window_says_how_to_import_it(tmp_path):

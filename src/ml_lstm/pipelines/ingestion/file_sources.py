@@ -37,7 +37,8 @@ class CsvFormat:
     delimiter: str = ","
     header: bool = True
     timestamp_format: str = "ISO8601"
-    timezone: str = "UTC"
+    # Zone of times written without one. No default: a wrong guess shifts every bar.
+    timezone: str | None = None
     stamps: str = "start"  # start | end of the bar
 
     def with_overrides(self, overrides: dict | None) -> CsvFormat:
@@ -212,6 +213,12 @@ def _parse_times(path: Path, text: pd.Series, fmt: CsvFormat, first_line: int) -
             f"the format {fmt.timestamp_format!r} (set ingestion.csv.timestamp_format)."
         )
     if stamps.dt.tz is None:
+        if fmt.timezone is None:
+            raise ValueError(
+                f"{path}: the times have no zone (the first is {text.iloc[0]!r}) and none is "
+                "configured: set ingestion.csv.timezone to the zone they are written in "
+                "(e.g. America/New_York, or UTC)."
+            )
         try:
             stamps = stamps.dt.tz_localize(fmt.timezone, ambiguous="raise", nonexistent="raise")
         except (ValueError, TypeError) as error:
@@ -321,12 +328,14 @@ def split_by_session(bars: pd.DataFrame, instrument: dict, source: object) -> di
     position = session_of(bars["timestamp"], sessions)
     outside = position < 0
     if outside.any():
-        logger.info(
-            "%s: %d of %d bars fall outside the %s sessions and are not imported",
+        logger.warning(
+            "%s: %d of %d bars fall outside the %s sessions and are not imported (the first "
+            "at %s); if that is unexpected, check the file's time zone (ingestion.csv.timezone)",
             source,
             int(outside.sum()),
             len(bars),
             instrument["calendar"],
+            bars["timestamp"][outside].iloc[0].isoformat(),
         )
     labels = sessions.index.strftime("%Y-%m-%d").to_numpy()[position[~outside]]
     inside = bars.loc[~outside]
