@@ -12,6 +12,8 @@ from ml_lstm.datasets import SessionPartitionsDataset, SessionTableDataset
 from ml_lstm.pipelines.data_processing.validation import REQUIRED_COLUMNS
 
 NVDA = {"symbol": "NVDA", "calendar": "XNYS", "extended_hours": False}
+# A run that starts after every bar of these tests: every session is finished.
+RUN_INFO = {"run_id": "test", "started_at": "2030-01-02T00:00:00+00:00"}
 
 PARAMETERS = {
     "frequency": "60min",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from data_processing_support import NVDA, PARAMETERS, minute_bars, parameters, session_minutes
+from data_processing_support import (
+    NVDA,
+    PARAMETERS,
+    RUN_INFO,
+    minute_bars,
+    parameters,
+    session_minutes,
+)
 
 from ml_lstm.calendars import trading_sessions
 from ml_lstm.pipelines.data_processing.features import wilder_rsi
@@ -24,7 +31,7 @@ def hourly_from(minutes: pd.DatetimeIndex, seed: int = 1) -> pd.DataFrame:
 def resample(bars: pd.DataFrame) -> pd.DataFrame:
     # A few holes so that filling takes part.
     bars = bars.drop(index=bars.index[50:53]).reset_index(drop=True)
-    sessions = list_sessions(bars, NVDA)
+    sessions = list_sessions(bars, NVDA, RUN_INFO)
     return resample_to_session_bars(fill_gaps(bars, sessions, PARAMETERS), sessions, PARAMETERS)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from data_processing_support import parameters, raw_table
+from data_processing_support import RUN_INFO, parameters, raw_table
 from support import SHARED_DATA, requires_shared_data
 
 from ml_lstm.pipelines.data_processing.nodes import (
@@ -35,9 +35,9 @@ def process(frame: pd.DataFrame, instrument: dict) -> dict:
     params = parameters(max_rejected_share=0.05)
     params["features"] = {**params["features"], "max_missing_sessions": 0}
     combined = raw_table(frame)
-    valid, rejected, report = validate_minute_bars(combined, instrument, params)
+    valid, rejected, report = validate_minute_bars(combined, instrument, params, RUN_INFO)
     bars = accept_minute_bars(valid, report, params)
-    sessions = list_sessions(bars, instrument)
+    sessions = list_sessions(bars, instrument, RUN_INFO)
     gaps = analyse_gaps(bars, sessions, instrument, params)
     filled = fill_gaps(bars, sessions, params)
     hourly = resample_to_session_bars(filled, sessions, params)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from data_processing_support import NVDA, minute_bars, parameters, session_minutes
+from data_processing_support import (
+    NVDA,
+    RUN_INFO,
+    minute_bars,
+    parameters,
+    raw_table,
+    session_minutes,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +23,7 @@ from ml_lstm.pipelines.data_processing.nodes import (
     list_sessions,
     plot_gaps,
     resample_to_session_bars,
+    validate_minute_bars,
 )
 
 
@@ -24,7 +32,7 @@ def utc(text: str) -> pd.Timestamp:
 
 
 def process(bars: pd.DataFrame, instrument: dict = NVDA, **changes):
-    sessions = list_sessions(bars, instrument)
+    sessions = list_sessions(bars, instrument, RUN_INFO)
     params = parameters(**changes)
     report = analyse_gaps(bars, sessions, instrument, params)
     filled = fill_gaps(bars, sessions, params)
@@ -157,6 +165,31 @@ def test_gaps_are_found_filled_from_the_past_and_never_across_sessions():
     assert not filled["timestamp"].isin([utc("2024-07-05 13:30"), utc("2024-07-05 13:31")]).any()
     first_bar = hourly.iloc[0]
     assert first_bar["filled_share"] == pytest.approx(3 / 60)
+
+
+def test_a_session_in_progress_counts_only_what_has_happened():
+    day = session_minutes("XNYS", "2024-03-05")  # 14:30-21:00 UTC
+    bars = minute_bars(day[day < utc("2024-03-05 19:45")])  # ingested up to 14:45 ET
+    run = {**RUN_INFO, "started_at": "2024-03-05T19:42:30+00:00"}
+    valid, _, report = validate_minute_bars(raw_table(bars), NVDA, parameters(), run)
+    sessions = list_sessions(valid, NVDA, run)
+
+    gaps = analyse_gaps(valid, sessions, NVDA, parameters())
+    filled = fill_gaps(valid, sessions, parameters())
+    hourly = resample_to_session_bars(filled, sessions, parameters())
+
+    # Minutes 19:42, 19:43 and 19:44 had not finished when the run started.
+    assert report["unfinished_at_run_start"] == 3
+    assert valid["timestamp"].iloc[-1] == utc("2024-03-05 19:41")
+    # The session is seen up to 19:42: no gap for minutes that have not happened.
+    assert sessions["close"].iloc[-1] == utc("2024-03-05 19:42")
+    assert sessions["scheduled_close"].iloc[-1] == utc("2024-03-05 21:00")
+    assert gaps["gaps"] == [] and not filled["filled"].any()
+    # 09:30 .. 13:30 ET are finished hourly bars; the 14:30 ET bar is not, so it is left out.
+    assert hourly["timestamp"].tolist() == list(
+        pd.date_range("2024-03-05 14:30", periods=5, freq="60min", tz="UTC")
+    )
+    assert (hourly["minutes"] == 60).all()
 
 
 def test_gap_chart_is_written_as_png_and_plotly_json_through_the_catalogs_datasets(tmp_path):

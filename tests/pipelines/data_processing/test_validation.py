@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from data_processing_support import NVDA, minute_bars, parameters, raw_table, session_minutes
+from data_processing_support import (
+    NVDA,
+    RUN_INFO,
+    minute_bars,
+    parameters,
+    raw_table,
+    session_minutes,
+)
 from kedro.io import DatasetError
 
 from ml_lstm.pipelines.data_processing.nodes import (
@@ -23,7 +30,7 @@ def good_raw() -> pd.DataFrame:
 
 
 def validate(raw: pd.DataFrame):
-    return validate_minute_bars(raw_table(raw, {"2024-03-05": raw}), NVDA, parameters())
+    return validate_minute_bars(raw_table(raw, {"2024-03-05": raw}), NVDA, parameters(), RUN_INFO)
 
 
 @pytest.mark.parametrize(

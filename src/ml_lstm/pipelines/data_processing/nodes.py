@@ -25,7 +25,7 @@ EXAMPLES_PER_KIND = 3
 
 
 def validate_minute_bars(
-    bars: pd.DataFrame, instrument: dict, data_processing: dict
+    bars: pd.DataFrame, instrument: dict, data_processing: dict, run_info: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Valid bars sorted by time and inside the calendar's sessions, the rejected rows with
     their reason, and a report counting each kind of problem.
@@ -89,7 +89,19 @@ def validate_minute_bars(
         else ["source_file", "source_line", "reason", *MINUTE_COLUMNS[:-1]]
     ]
 
+    now = run_started_at(run_info)
+    unfinished = (valid["timestamp"] + pd.Timedelta(minutes=1) > now).to_numpy()
+    if unfinished.any():
+        logger.info(
+            "%s: left out %d minute bars not finished at the run's start (%s)",
+            instrument["symbol"],
+            int(unfinished.sum()),
+            now,
+        )
+        valid = valid.loc[~unfinished].reset_index(drop=True)
+
     report = _validation_report(bars, checked, unsorted_rows, outside_rows, len(valid))
+    report["unfinished_at_run_start"] = int(unfinished.sum())
     report["max_rejected_share"] = data_processing["max_rejected_share"]
     logger.info(
         "%s: %d minute bars read, %d valid, %d rejected (%.3f%%), %d duplicates",
@@ -169,6 +181,11 @@ def _locations(bars: pd.DataFrame, rows: np.ndarray) -> list[dict]:
     ]
 
 
+def run_started_at(run_info: dict) -> pd.Timestamp:
+    """The run's start (UTC): "now" for this run's data."""
+    return pd.Timestamp(run_info["started_at"]).tz_convert("UTC")
+
+
 def accept_minute_bars(
     valid_minute_bars: pd.DataFrame, validation_report: dict, data_processing: dict
 ) -> pd.DataFrame:
@@ -191,14 +208,21 @@ def accept_minute_bars(
     return valid_minute_bars
 
 
-def list_sessions(minute_bars: pd.DataFrame, instrument: dict) -> pd.DataFrame:
-    """The calendar's sessions from the one holding the first bar to the one holding the last."""
+def list_sessions(minute_bars: pd.DataFrame, instrument: dict, run_info: dict) -> pd.DataFrame:
+    """The calendar's sessions from the one holding the first bar to the one holding the last.
+
+    A session still in progress when the run started ends, for gaps and bars, at that minute
+    (`close`); `scheduled_close` keeps the calendar's close.
+    """
     first, last = minute_bars["timestamp"].iloc[[0, -1]]
     sessions = instrument_sessions(
         instrument, first - pd.Timedelta(days=3), last + pd.Timedelta(days=3)
     )
     position = session_of(minute_bars["timestamp"].iloc[[0, -1]], sessions)
-    return sessions.iloc[position[0] : position[1] + 1]
+    sessions = sessions.iloc[position[0] : position[1] + 1].copy()
+    sessions["scheduled_close"] = sessions["close"]
+    sessions["close"] = sessions["close"].clip(upper=run_started_at(run_info).floor("min"))
+    return sessions
 
 
 def analyse_gaps(
@@ -330,7 +354,17 @@ def resample_to_session_bars(
     """OHLCV bars of `frequency` aligned to each session's open, never spanning sessions,
     with the number of minutes and the share of filled minutes in each bar."""
     position = session_of(minute_bars["timestamp"], sessions)
-    return resample_minutes(minute_bars, position, sessions, data_processing["frequency"])
+    bars = resample_minutes(minute_bars, position, sessions, data_processing["frequency"])
+    # A bar that a session in progress cuts short is not finished: it is left out until a
+    # later run has all of its minutes.
+    scheduled = sessions["scheduled_close"].to_numpy()[
+        pd.Index(pd.DatetimeIndex(sessions.index).strftime("%Y-%m-%d")).get_indexer(bars["session"])
+    ]
+    full_end = np.minimum(bars["timestamp"] + pd.Timedelta(data_processing["frequency"]), scheduled)
+    finished = (bars["bar_end"] >= full_end).to_numpy()
+    if not finished.all():
+        logger.info("Left out %d bars not finished at the run's start", int((~finished).sum()))
+    return bars.loc[finished].reset_index(drop=True)
 
 
 def add_features(

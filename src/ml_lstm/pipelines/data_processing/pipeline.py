@@ -17,7 +17,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=validate_minute_bars,
-                inputs=["raw_minute_bars@table", "params:instrument", "params:data_processing"],
+                inputs=[
+                    "raw_minute_bars@table",
+                    "params:instrument",
+                    "params:data_processing",
+                    "run_info",
+                ],
                 outputs=["valid_minute_bars", "rejected_minute_bars", "validation_report"],
                 name="validate_minute_bars",
             ),
@@ -29,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=list_sessions,
-                inputs=["minute_bars", "params:instrument"],
+                inputs=["minute_bars", "params:instrument", "run_info"],
                 outputs="sessions",
                 name="list_sessions",
             ),
