@@ -262,6 +262,22 @@ def test_trades_for_a_quotes_only_contract_is_a_clear_error(tmp_path):
         )
 
 
+@pytest.mark.parametrize("simulator", [Faults(naive_format1_times=True)], indirect=True)
+def test_bar_times_without_a_zone_are_refused_not_guessed(tmp_path, simulator):
+    # Older TWS versions answer formatDate 1 with "yyyymmdd  hh:mm:ss" in the exchange's
+    # zone, unnamed; ib_insync makes naive datetimes of them.
+    parameters = ingestion_parameters(source="ib", end_date="2024-01-03")
+    parameters["requests"]["format_date"] = 1
+    with pytest.raises(IngestionError, match=r"NVDA session 2024-01-0[23]: .*format_date: 2"):
+        run_ingestion(tmp_path, parameters, connection=connection(simulator))
+    assert simulator.stats.bars_served > 0  # the bars came, and were refused
+    assert stored_sessions(tmp_path) == {}
+
+    parameters["requests"]["format_date"] = 2
+    run_ingestion(tmp_path, parameters, connection=connection(simulator))
+    assert_stored_equal_market(tmp_path, NVDA, ["2024-01-02", "2024-01-03"])
+
+
 def test_unknown_symbol_is_a_clear_error_naming_it(tmp_path, simulator):
     unknown = {**NVDA, "symbol": "NOSUCH"}
     with pytest.raises(IngestionError, match="NOSUCH"):

@@ -453,19 +453,29 @@ class HistoricalBarsClient:
             raise
         finally:
             self._in_flight.pop(req_id, None)
-        return bars_to_frame(bars, window, self.what_to_show)
+        return bars_to_frame(bars, window, self.what_to_show, self.contract.symbol)
 
     def _backoff(self, failures: int) -> float:
         delay = self.settings.retry_backoff_s * 2 ** (failures - 1)
         return min(delay, self.settings.retry_backoff_max_s)
 
 
-def bars_to_frame(bars: list, window: SessionWindow, what_to_show: str) -> pd.DataFrame:
+def bars_to_frame(
+    bars: list, window: SessionWindow, what_to_show: str, symbol: str
+) -> pd.DataFrame:
     """ib_insync bars as the raw frame: tz-aware UTC bar start, OHLC, volume (0 if none).
 
     Quote bars (MIDPOINT, BID, ASK) carry volume -1 at IB: they are stored with volume 0.
+    Bar times without a zone are refused: their zone would be this host's, a guess.
     """
     count = len(bars)
+    naive = next((bar.date for bar in bars if getattr(bar.date, "tzinfo", None) is None), None)
+    if naive is not None:
+        raise IngestionError(
+            f"{symbol} session {window.session}: TWS sent bar times without a time zone "
+            f"(e.g. {naive}), as older TWS versions do with format_date 1; set "
+            "ingestion.requests.format_date: 2 (epoch seconds, the default)."
+        )
     seconds = np.fromiter((bar.date.timestamp() for bar in bars), dtype="float64", count=count)
     values = np.array(
         [(bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars], dtype="float64"

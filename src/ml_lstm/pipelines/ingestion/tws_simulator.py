@@ -14,7 +14,8 @@ account updates, executions, open orders) with their end markers.
 
 Faults can be injected to prove the client copes: latency, socket drops, pacing
 violations (error 162), requests never answered, sessions without data (error 162 "HMDS
-query returned no data"), and connectivity loss (error 1100, then 1102). Order messages
+query returned no data"), connectivity loss (error 1100, then 1102), and the zone-less
+formatDate 1 bar times of older TWS versions. Order messages
 are refused: the simulator is read-only, like a TWS whose API is set to "Read-Only".
 """
 
@@ -227,6 +228,9 @@ class Faults:
     no_data_dates: frozenset[str] = frozenset()
     # When set, IB's pacing rules are enforced and broken ones answered with error 162.
     pacing: PacingRules | None = None
+    # formatDate 1 bar times as older TWS versions send them: "yyyymmdd  hh:mm:ss" in the
+    # exchange's zone, without naming it.
+    naive_format1_times: bool = False
 
     @classmethod
     def from_parameters(cls, parameters: dict | None) -> Faults:
@@ -244,6 +248,8 @@ class Faults:
         for name, value in parameters.items():
             if name in {"latency_s", "outage_s"}:
                 values[name] = float(value)
+            elif name == "naive_format1_times":
+                values[name] = bool(value)
             elif name == "no_data_dates":
                 values[name] = frozenset(str(v) for v in value or [])
             else:
@@ -548,7 +554,8 @@ class _Connection:
             return
         head = instrument.feed.head_timestamp()
         format_date = int(fields[17] or 1)
-        self.send(HEAD_TIMESTAMP, req_id, _format_time(head, format_date, instrument.time_zone))
+        zone = instrument.time_zone
+        self.send(HEAD_TIMESTAMP, req_id, _format_time(head, format_date, zone, zone))
 
     def historical_data(self, fields: list[str]) -> None:
         req_id = int(fields[1])
@@ -627,9 +634,10 @@ class _Connection:
             )
             return
         zone = instrument.time_zone
+        label = "" if self.server.faults.naive_format1_times else zone
         trades = what == "TRADES"
         columns = [
-            _format_times(bars["timestamp"], format_date, zone),
+            _format_times(bars["timestamp"], format_date, zone, label),
             *(bars[name].astype("float64").astype(str).tolist() for name in PRICE_NAMES),
             bars["volume"].astype("int64").astype(str).tolist() if trades else ["-1"] * len(bars),
             ((bars["high"] + bars["low"] + bars["close"]) / 3).round(6).astype(str).tolist()
@@ -642,8 +650,8 @@ class _Connection:
         header = encode_fields(
             HISTORICAL_DATA,
             req_id,
-            _format_time(start, format_date, zone),
-            _format_time(end, format_date, zone),
+            _format_time(start, format_date, zone, label),
+            _format_time(end, format_date, zone, label),
             len(bars),
         )
         payload = (header + block + "\0").encode()
@@ -668,16 +676,20 @@ class _Connection:
         )
 
 
-def _format_times(stamps: pd.Series, format_date: int, zone: str) -> list[str]:
+# formatDate 1: "yyyymmdd hh:mm:ss <zone>" in `zone`, named by `label`; an empty label
+# gives the zone-less "yyyymmdd  hh:mm:ss" of older TWS versions.
+def _format_times(stamps: pd.Series, format_date: int, zone: str, label: str) -> list[str]:
     if format_date == 2:
         return (stamps.astype("int64") // 10**9).astype(str).tolist()
-    return (stamps.dt.tz_convert(zone).dt.strftime("%Y%m%d %H:%M:%S ") + zone).tolist()
+    pattern = f"%Y%m%d %H:%M:%S {label}" if label else "%Y%m%d  %H:%M:%S"
+    return stamps.dt.tz_convert(zone).dt.strftime(pattern).tolist()
 
 
-def _format_time(stamp: pd.Timestamp, format_date: int, zone: str) -> str:
+def _format_time(stamp: pd.Timestamp, format_date: int, zone: str, label: str) -> str:
     if format_date == 2:
         return str(int(stamp.timestamp()))
-    return stamp.tz_convert(zone).strftime("%Y%m%d %H:%M:%S ") + zone
+    pattern = f"%Y%m%d %H:%M:%S {label}" if label else "%Y%m%d  %H:%M:%S"
+    return stamp.tz_convert(zone).strftime(pattern)
 
 
 class SimulatorThread:
