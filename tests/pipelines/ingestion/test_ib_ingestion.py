@@ -26,6 +26,10 @@ from ml_lstm.pipelines.ingestion.ib_client import IngestionError
 from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
 from ml_lstm.pipelines.ingestion.pacing import PacingBook, PacingRules
 from ml_lstm.pipelines.ingestion.tws_simulator import (
+    ORDER_MESSAGES,
+    ORDER_STATE_REQUESTS,
+    PLACE_ORDER,
+    REQ_HISTORICAL_DATA,
     Faults,
     SimulatorThread,
     instrument_from_parameters,
@@ -301,6 +305,21 @@ def test_connection_refused_is_a_clear_error_without_the_address(tmp_path, simul
     assert str(port) not in str(raised.value)
 
 
+def test_the_backfill_connects_read_only_and_sends_no_order_message(tmp_path, simulator):
+    # What the product's own client sent, as the simulator received it. ib_insync asks for
+    # open and completed orders while connecting unless the connection is read-only.
+    run_ingestion(
+        tmp_path,
+        ingestion_parameters(source="ib", end_date="2024-01-05"),
+        connection=connection(simulator),
+    )
+    received = simulator.stats.messages_received
+    assert received.get(REQ_HISTORICAL_DATA) == len(window_sessions(NVDA, START, "2024-01-05"))
+    assert set(received) & ORDER_MESSAGES == set()
+    assert set(received) & ORDER_STATE_REQUESTS == set()
+    assert simulator.stats.rejected_orders == 0
+
+
 def test_the_simulator_refuses_orders(simulator):
     ib = IB()
     ib.connect("127.0.0.1", simulator.port, clientId=9, readonly=True, timeout=5)
@@ -313,4 +332,5 @@ def test_the_simulator_refuses_orders(simulator):
     finally:
         ib.disconnect()
     assert simulator.stats.rejected_orders == 1
+    assert simulator.stats.messages_received[PLACE_ORDER] == 1
     assert 321 in errors

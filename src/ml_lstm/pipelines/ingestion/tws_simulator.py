@@ -61,6 +61,13 @@ REQ_CURRENT_TIME, REQ_GLOBAL_CANCEL, REQ_MARKET_DATA_TYPE, REQ_POSITIONS = 49, 5
 START_API, REQ_ACCOUNT_UPDATES_MULTI, REQ_HEAD_TIMESTAMP, CANCEL_HEAD_TIMESTAMP = 71, 76, 87, 90
 REQ_COMPLETED_ORDERS = 99
 ORDER_MESSAGES = {PLACE_ORDER, CANCEL_ORDER, EXERCISE_OPTIONS, REQ_GLOBAL_CANCEL}
+# Order-state requests that ib_insync sends only on a connection that is not read-only.
+ORDER_STATE_REQUESTS = {
+    REQ_OPEN_ORDERS,
+    REQ_ALL_OPEN_ORDERS,
+    REQ_AUTO_OPEN_ORDERS,
+    REQ_COMPLETED_ORDERS,
+}
 
 # Outgoing message ids (server -> client).
 ERR_MSG, ACCT_UPDATE_TIME, NEXT_VALID_ID, CONTRACT_DATA = 4, 8, 9, 10
@@ -264,6 +271,8 @@ class SimulatorStats:
     bars_served: int = 0
     rejected_orders: int = 0
     errors_sent: dict[int, int] = field(default_factory=dict)
+    # Incoming message id -> how many arrived (what the clients asked for).
+    messages_received: dict[int, int] = field(default_factory=dict)
 
 
 def encode_fields(*fields: object) -> str:
@@ -423,6 +432,8 @@ class _Connection:
 
     def dispatch(self, fields: list[str]) -> None:
         message = int(fields[0])
+        received = self.server.stats.messages_received
+        received[message] = received.get(message, 0) + 1
         if message in ORDER_MESSAGES:
             self.reject_order(message, fields)
         elif message == START_API:
