@@ -21,12 +21,13 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
 
+from ml_lstm.datasets import AtomicCSVDataset
 from ml_lstm.instruments import set_active_instruments
 from ml_lstm.pipeline_registry import register_pipelines
 
 pytestmark = pytest.mark.slow
 
-IN_MEMORY_TYPES = (CSVDataset, JSONDataset, MatplotlibDataset)
+IN_MEMORY_TYPES = (AtomicCSVDataset, CSVDataset, JSONDataset, MatplotlibDataset)
 RUN_ID = "2024-03-28T20.05.00.000Z"  # a Kedro save version: names every versioned artefact
 
 

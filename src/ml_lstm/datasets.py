@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+from kedro.io.core import get_filepath_str
+from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import PartitionedDataset
 
 
@@ -275,6 +277,22 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class AtomicVersionedJSONDataset(JSONDataset):
+    """kedro-datasets' JSONDataset (versioning, save_args) whose local writes are atomic.
+
+    Registry artefacts (scaler, manifest) and reports are read back by later runs: a run
+    killed mid-write must leave the previous file or none, never a truncated one.
+    """
+
+    def save(self, data: Any) -> None:
+        if self._protocol != "file":
+            super().save(data)
+            return
+        save_path = Path(get_filepath_str(self._get_save_path(), self._protocol))
+        write_text_atomically(save_path, json.dumps(data, **self._save_args))
+        self._invalidate_cache()
 
 
 class IBConnectionDataset(AbstractDataset[dict, None]):

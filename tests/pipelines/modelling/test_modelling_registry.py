@@ -239,3 +239,12 @@ def test_pipelines_register_promote_and_retrain_through_kedro(tmp_path):
     assert champion["version"] == promotion["champion_after"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"lstm", "persistence", "drift", "sma", "linear", "evaluation"} == set(metrics)
+
+
+def test_a_damaged_registry_file_is_named(tmp_path):
+    from ml_lstm.pipelines.modelling.registry import read_json
+
+    path = tmp_path / "manifest.json"
+    path.write_text('{"version": "2024-01-01T00.00.00.000Z", "features": [')
+    with pytest.raises(DatasetError, match=r"manifest\.json is not valid JSON \(line 1"):
+        read_json(path)

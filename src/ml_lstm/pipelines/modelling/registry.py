@@ -38,17 +38,23 @@ def _version_file(root: Path, artefact: str, version: str) -> Path:
     return root / artefact / version / artefact
 
 
+def read_json(path: Path) -> Any:
+    """A registry JSON file; a damaged one is an error that names it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DatasetError(
+            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}): "
+            f"{error.msg}. Restore it, or move that version's folder aside."
+        ) from None
+
+
 def read_champion(root: Path) -> dict[str, Any] | None:
     """The champion record of the registry at `root`, or None when none was promoted."""
     path = root / CHAMPION_FILE
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DatasetError(
-            f"{path} is not valid JSON ({error}); expected a champion record."
-        ) from error
+    return read_json(path)
 
 
 def list_versions(root: Path) -> list[dict[str, Any]]:
@@ -60,7 +66,7 @@ def list_versions(root: Path) -> list[dict[str, Any]]:
     for version in sorted(path.name for path in folder.iterdir() if path.is_dir()):
         path = _version_file(root, MANIFEST_FILE, version)
         if path.is_file():
-            manifests.append(json.loads(path.read_text(encoding="utf-8")))
+            manifests.append(read_json(path))
     return manifests
 
 
@@ -80,8 +86,8 @@ def load_version(root: Path, version: str, compile_model: bool = True) -> dict[s
 
     return {
         "model": keras.saving.load_model(paths[MODEL_FILE], compile=compile_model),
-        "scaler": json.loads(paths[SCALER_FILE].read_text(encoding="utf-8")),
-        "manifest": json.loads(paths[MANIFEST_FILE].read_text(encoding="utf-8")),
+        "scaler": read_json(paths[SCALER_FILE]),
+        "manifest": read_json(paths[MANIFEST_FILE]),
     }
 
 
