@@ -68,3 +68,42 @@ def test_prediction_log_refuses_rows_with_other_columns(tmp_path):
     with pytest.raises(DatasetError, match=r"columns are \['as_of', 'predicted_close'\]"):
         log.save(pd.DataFrame({"predicted_close": [1.5], "as_of": ["b"]}))
     assert len(log.load()) == 1
+
+
+def _append_rows(path: str, writer: int, rows: int) -> None:
+    log = AppendOnlyCSVDataset(filepath=path)
+    for row in range(rows):
+        log.save(pd.DataFrame({"writer": [writer], "row": [row]}))
+
+
+def test_concurrent_runs_appending_to_one_log_keep_every_row(tmp_path):
+    import multiprocessing
+
+    path = str(tmp_path / "predictions.csv")
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_append_rows, args=(path, w, 25)) for w in range(6)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+
+    log = AppendOnlyCSVDataset(filepath=path).load()
+    assert len(log) == 6 * 25
+    assert sorted(map(tuple, log[["writer", "row"]].to_numpy())) == [
+        (w, r) for w in range(6) for r in range(25)
+    ]
+
+
+def test_a_broken_credentials_file_is_named_without_echoing_its_contents(tmp_path):
+    from ml_lstm.datasets import IBConnectionDataset
+
+    path = tmp_path / "credentials.yml"
+    path.write_text("ib:\n  host: 10.1.2.3\n  port: 7497: s3cret-token\n")
+
+    with pytest.raises(DatasetError) as raised:
+        IBConnectionDataset(filepath=str(path)).load()
+
+    message = str(raised.value)
+    assert "credentials.yml is not valid YAML at line 3" in message
+    assert "s3cret-token" not in message and "10.1.2.3" not in message

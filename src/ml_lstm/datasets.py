@@ -11,6 +11,8 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -35,6 +37,23 @@ def write_text_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `<path>.lock` (POSIX; a no-op where fcntl is absent)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one run at a time is the user's to ensure
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -217,6 +236,12 @@ class AppendOnlyCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return pd.read_csv(self._filepath)
 
     def save(self, data: pd.DataFrame) -> None:
+        # Read-append-replace under an exclusive lock, so two runs appending at once both
+        # keep their row.
+        with _exclusive_lock(self._filepath):
+            self._append(data)
+
+    def _append(self, data: pd.DataFrame) -> None:
         if self._filepath.is_file():
             existing = self._filepath.read_text(encoding="utf-8")
             header = existing.splitlines()[0].split(",") if existing else []
@@ -319,7 +344,12 @@ class IBConnectionDataset(AbstractDataset[dict, None]):
         try:
             content = yaml.safe_load(self._filepath.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise DatasetError(f"{self._filepath} is not valid YAML: {error}") from None
+            # PyYAML's message quotes the offending line, which may hold a credential: name
+            # the place and the problem only.
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or type(error).__name__
+            raise DatasetError(f"{self._filepath} is not valid YAML{where}: {problem}.") from None
         entry = content.get(self._key, {}) if isinstance(content, dict) else {}
         if not isinstance(entry, dict):
             raise DatasetError(
