@@ -21,16 +21,17 @@ SESSIONS = 250
 LATENCY_S = 0.1
 CONCURRENCY = (10, 50)
 CSV_ROWS = 1_000_000
-NVDA = {
-    "symbol": "NVDA",
-    "sec_type": "STK",
-    "exchange": "SMART",
-    "primary_exchange": "NASDAQ",
-    "currency": "USD",
-    "what_to_show": "TRADES",
-    "use_rth": True,
-    "calendar": "XNYS",
-}
+
+
+def _project_instrument(name: str) -> dict:
+    """The instrument exactly as conf/base configures it (what `kedro run` ingests)."""
+    from omegaconf import OmegaConf
+
+    parameters = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/base/parameters.yml")
+    return OmegaConf.to_container(parameters)["instruments"][name]
+
+
+NVDA = _project_instrument("nvda")
 
 
 def backfill_from_simulator(concurrency: int, separate_process: bool = False) -> None:

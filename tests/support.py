@@ -15,6 +15,18 @@ requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason="../shared/data is absent (real market data for development)"
 )
 
+# Kedro's data-engineering layers, in the order kedro-viz draws them.
+LAYERS = [
+    "raw",
+    "intermediate",
+    "primary",
+    "feature",
+    "model_input",
+    "models",
+    "model_output",
+    "reporting",
+]
+
 # A short backfill and a tiny model: the whole default pipeline in a few seconds.
 SMALL_RUN: dict[str, Any] = {
     "ingestion": {"start_date": "2024-01-02", "end_date": "2024-03-28"},

@@ -8,21 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from support import LAYERS
 
 pytestmark = pytest.mark.slow
 
 STAGES = ["ingestion", "data_processing", "modelling", "inference"]
-# Kedro's data-engineering convention, in the order kedro-viz must draw them.
-LAYERS = [
-    "raw",
-    "intermediate",
-    "primary",
-    "feature",
-    "model_input",
-    "models",
-    "model_output",
-    "reporting",
-]
 EXPECTED_LAYER = {
     "nvda.raw_minute_bars": "raw",
     "nvda.hourly_bars": "primary",

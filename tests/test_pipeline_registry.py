@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
-from support import PROJECT_ROOT
+from support import LAYERS, PROJECT_ROOT
 
 from ml_lstm.instruments import enabled_instrument_names, set_active_instruments
 from ml_lstm.pipeline_registry import SHARED_INPUTS, STAGES, for_instrument, register_pipelines
-
-LAYERS = {
-    "raw",
-    "intermediate",
-    "primary",
-    "feature",
-    "model_input",
-    "models",
-    "model_output",
-    "reporting",
-}
 
 
 def test_stages_and_default_are_registered(project_parameters):
