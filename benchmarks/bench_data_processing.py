@@ -28,7 +28,7 @@ def raw_folder(project: Path) -> Path:
 def prepare_project() -> Path:
     """A project copy (pyproject, conf/base) whose raw folder holds 10 years of minute bars."""
     from ml_lstm.pipelines.ingestion.nodes import to_raw_format
-    from ml_lstm.pipelines.ingestion.synthetic_market import MarketProfile, SyntheticMarket
+    from ml_lstm.synthetic_market import MarketProfile, SyntheticMarket
 
     project = WORKDIR / "project"
     folder = raw_folder(project)

@@ -13,7 +13,7 @@ from ml_lstm.datasets import AtomicJSONDataset, SessionPartitionsDataset
 from ml_lstm.pipeline_registry import for_instrument
 from ml_lstm.pipelines.ingestion import create_pipeline
 from ml_lstm.pipelines.ingestion.nodes import RAW_COLUMNS
-from ml_lstm.pipelines.ingestion.synthetic_market import SyntheticMarket, profile_from_parameters
+from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 
 NVDA = {
     "symbol": "NVDA",

@@ -22,9 +22,9 @@ from ingestion_support import (
     window_sessions,
 )
 
+from ml_lstm.pacing import PacingBook, PacingRules
 from ml_lstm.pipelines.ingestion.ib_client import IngestionError
 from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
-from ml_lstm.pipelines.ingestion.pacing import PacingBook, PacingRules
 from ml_lstm.pipelines.ingestion.tws_simulator import (
     ORDER_MESSAGES,
     ORDER_STATE_REQUESTS,

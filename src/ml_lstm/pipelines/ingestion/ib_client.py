@@ -26,7 +26,7 @@ from ib_insync import IB, Commodity, Contract, Forex, Future, Stock
 from ib_insync.objects import BarDataList
 from ib_insync.wrapper import RequestError
 
-from .pacing import PacingLimiter, PacingRules
+from ml_lstm.pacing import PacingLimiter, PacingRules
 
 logger = logging.getLogger(__name__)
 

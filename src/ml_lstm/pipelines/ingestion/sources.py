@@ -120,7 +120,7 @@ def _simulator(
 def _synthetic(
     windows: list[SessionWindow], instrument: dict, ingestion: dict, batch_size: int
 ) -> Iterator[list[SessionResult]]:
-    from .synthetic_market import SyntheticMarket, profile_from_parameters
+    from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 
     market = SyntheticMarket(profile_from_parameters(instrument, int(ingestion["seed"])))
     for start in range(0, len(windows), batch_size):

@@ -42,9 +42,8 @@ from typing import Protocol
 import pandas as pd
 
 from ml_lstm.calendars import get_calendar, trading_sessions
-
-from .pacing import PacingBook, PacingRules
-from .synthetic_market import SyntheticMarket, profile_from_parameters
+from ml_lstm.pacing import PacingBook, PacingRules
+from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 
 logger = logging.getLogger(__name__)
 
