@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import time
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -172,14 +173,58 @@ def instrument_sessions(
     )
 
 
+MINUTE_NS = 60_000_000_000
+
+
+def utc(value: Any) -> Any:
+    """`value` as tz-aware UTC: a Timestamp for a scalar, a Series/Index for a column.
+
+    Naive values are taken to be UTC; text is parsed as ISO 8601 (with or without offset).
+    The one place where the project coerces times to UTC.
+    """
+    if isinstance(value, pd.Series | pd.Index):
+        if value.dtype == object or pd.api.types.is_string_dtype(value.dtype):
+            return pd.to_datetime(value, utc=True, format="ISO8601")
+        return pd.to_datetime(value, utc=True)
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def utc_nanoseconds(values: pd.Series | pd.Index) -> np.ndarray:
+    """int64 UTC nanoseconds of tz-aware timestamps (for numpy arithmetic on times)."""
+    if isinstance(values, pd.Index):
+        values = values.to_series()
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("int64")
+
+
 def session_of(timestamps: pd.Series, sessions: pd.DataFrame) -> np.ndarray:
     """Position in `sessions` of the session holding each timestamp, or -1 if none does."""
-    opens = sessions["open"].to_numpy(dtype="datetime64[ns]")
-    closes = sessions["close"].to_numpy(dtype="datetime64[ns]")
-    values = timestamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    opens = utc_nanoseconds(sessions["open"])
+    closes = utc_nanoseconds(sessions["close"])
+    values = utc_nanoseconds(timestamps)
     position = np.searchsorted(opens, values, side="right") - 1
     inside = (position >= 0) & (values < closes[np.clip(position, 0, None)])
     return np.where(inside, position, -1)
+
+
+def bar_step_ns(frequency: str) -> int:
+    """A bar length in nanoseconds; refuses lengths that are not whole minutes."""
+    step_ns = pd.Timedelta(frequency).value
+    if step_ns <= 0 or step_ns % MINUTE_NS:
+        raise ValueError(
+            f"data_processing.frequency {frequency!r} must be a whole number of minutes, "
+            "e.g. 15min, 30min, 60min or 4h."
+        )
+    return step_ns
+
+
+def align_to_session_open(times_ns: np.ndarray, opens_ns: np.ndarray, step_ns: int) -> np.ndarray:
+    """Start (ns) of the bar holding each time, bars counted from its session's open.
+
+    The one rule of bar alignment: bars start at open, open + step, ... and never span two
+    sessions (the caller cuts the last one at the close).
+    """
+    return opens_ns + (times_ns - opens_ns) // step_ns * step_ns
 
 
 def session_bar_starts(sessions: pd.DataFrame, frequency: str) -> pd.DataFrame:
@@ -187,17 +232,57 @@ def session_bar_starts(sessions: pd.DataFrame, frequency: str) -> pd.DataFrame:
 
     The last bar of a session ends at the close, so it is shorter on early closes.
     """
-    step = pd.Timedelta(frequency)
-    rows = []
-    for open_, close in zip(sessions["open"], sessions["close"], strict=True):
-        starts = pd.date_range(open_, close, freq=step, inclusive="left")
-        ends = np.minimum(starts + step, close)
-        rows.append(pd.DataFrame({"bar_start": starts, "bar_end": ends}))
-    if not rows:
-        return pd.DataFrame(
-            {
-                "bar_start": pd.Series(dtype="datetime64[ns, UTC]"),
-                "bar_end": pd.Series(dtype="datetime64[ns, UTC]"),
-            }
+    step_ns = bar_step_ns(frequency)
+    opens_ns, closes_ns = utc_nanoseconds(sessions["open"]), utc_nanoseconds(sessions["close"])
+    counts = np.maximum(-(-(closes_ns - opens_ns) // step_ns), 0)
+    session = np.repeat(np.arange(len(opens_ns)), counts)
+    first_of_session = np.repeat(np.cumsum(counts) - counts, counts)
+    offsets = (np.arange(len(session)) - first_of_session) * step_ns
+    starts = align_to_session_open(opens_ns[session] + offsets, opens_ns[session], step_ns)
+    ends = np.minimum(starts + step_ns, closes_ns[session])
+    return pd.DataFrame(
+        {
+            "bar_start": pd.to_datetime(starts, utc=True),
+            "bar_end": pd.to_datetime(ends, utc=True),
+        }
+    )
+
+
+def bar_after(
+    bar_start: pd.Timestamp, steps: int, instrument: dict, frequency: str
+) -> pd.Timestamp:
+    """Start (UTC) of the bar `steps` bars after `bar_start`, following the instrument's
+    sessions (its calendar, extended hours included when it trades them).
+
+    Looks a week ahead first and widens the window only when that holds too few bars
+    (long closures, many steps): computing a month of bars costs more than the prediction.
+    """
+    days = 7
+    while True:
+        sessions = instrument_sessions(
+            instrument, bar_start - pd.Timedelta(days=1), bar_start + pd.Timedelta(days=days)
         )
-    return pd.concat(rows, ignore_index=True)
+        starts = session_bar_starts(sessions, frequency)["bar_start"]
+        later = starts[starts > bar_start]
+        if len(later) >= steps:
+            return pd.Timestamp(later.iloc[steps - 1])
+        if days >= 366:
+            raise ValueError(
+                f"The {instrument['calendar']} calendar has no session {steps} bars after "
+                f"{bar_start}."
+            )
+        days = min(days * 4, 366)
+
+
+def stale_by(
+    last_bar: pd.Timestamp, now: pd.Timestamp, instrument: dict, frequency: str, stale_after: str
+) -> pd.Timedelta | None:
+    """How long ago the bar after `last_bar` should have been complete, if beyond tolerance.
+
+    Data is stale when the calendar says a newer bar has ended more than `stale_after`
+    before `now`; weekends, holidays and overnight hours never make data stale.
+    """
+    next_start = bar_after(last_bar, 1, instrument, frequency)
+    expected_end = next_start + pd.Timedelta(frequency)
+    late = now - expected_end
+    return late if late > pd.Timedelta(stale_after) else None

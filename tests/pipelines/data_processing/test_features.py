@@ -20,6 +20,7 @@ from ml_lstm.pipelines.data_processing.nodes import (
     add_features,
     fill_gaps,
     list_sessions,
+    locate_gaps,
     resample_to_session_bars,
 )
 
@@ -32,7 +33,8 @@ def resample(bars: pd.DataFrame) -> pd.DataFrame:
     # A few holes so that filling takes part.
     bars = bars.drop(index=bars.index[50:53]).reset_index(drop=True)
     sessions = list_sessions(bars, NVDA, RUN_INFO)
-    return resample_to_session_bars(fill_gaps(bars, sessions, PARAMETERS), sessions, PARAMETERS)
+    filled = fill_gaps(bars, locate_gaps(bars, sessions), PARAMETERS)
+    return resample_to_session_bars(filled, sessions, PARAMETERS)
 
 
 def minutes_of(start: str, end: str) -> pd.DatetimeIndex:

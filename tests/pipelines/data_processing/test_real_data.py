@@ -14,6 +14,7 @@ from ml_lstm.pipelines.data_processing.nodes import (
     analyse_gaps,
     fill_gaps,
     list_sessions,
+    locate_gaps,
     resample_to_session_bars,
     validate_minute_bars,
 )
@@ -38,8 +39,9 @@ def process(frame: pd.DataFrame, instrument: dict) -> dict:
     valid, rejected, report = validate_minute_bars(combined, instrument, params, RUN_INFO)
     bars = accept_minute_bars(valid, report, params)
     sessions = list_sessions(bars, instrument, RUN_INFO)
-    gaps = analyse_gaps(bars, sessions, instrument, params)
-    filled = fill_gaps(bars, sessions, params)
+    minute_gaps = locate_gaps(bars, sessions)
+    gaps = analyse_gaps(minute_gaps, sessions, instrument, params)
+    filled = fill_gaps(bars, minute_gaps, params)
     hourly = resample_to_session_bars(filled, sessions, params)
     features, listing = add_features(hourly, instrument, params)
     return {

@@ -21,6 +21,7 @@ from ml_lstm.pipelines.data_processing.nodes import (
     analyse_gaps,
     fill_gaps,
     list_sessions,
+    locate_gaps,
     plot_gaps,
     resample_to_session_bars,
     validate_minute_bars,
@@ -34,8 +35,9 @@ def utc(text: str) -> pd.Timestamp:
 def process(bars: pd.DataFrame, instrument: dict = NVDA, **changes):
     sessions = list_sessions(bars, instrument, RUN_INFO)
     params = parameters(**changes)
-    report = analyse_gaps(bars, sessions, instrument, params)
-    filled = fill_gaps(bars, sessions, params)
+    minute_gaps = locate_gaps(bars, sessions)
+    report = analyse_gaps(minute_gaps, sessions, instrument, params)
+    filled = fill_gaps(bars, minute_gaps, params)
     return report, filled, resample_to_session_bars(filled, sessions, params)
 
 
@@ -174,8 +176,9 @@ def test_a_session_in_progress_counts_only_what_has_happened():
     valid, _, report = validate_minute_bars(raw_table(bars), NVDA, parameters(), run)
     sessions = list_sessions(valid, NVDA, run)
 
-    gaps = analyse_gaps(valid, sessions, NVDA, parameters())
-    filled = fill_gaps(valid, sessions, parameters())
+    minute_gaps = locate_gaps(valid, sessions)
+    gaps = analyse_gaps(minute_gaps, sessions, NVDA, parameters())
+    filled = fill_gaps(valid, minute_gaps, parameters())
     hourly = resample_to_session_bars(filled, sessions, parameters())
 
     # Minutes 19:42, 19:43 and 19:44 had not finished when the run started.

@@ -67,6 +67,26 @@ def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Se
     return columns, max(history)
 
 
+def indicators_by_stretch(
+    bars: pd.DataFrame, stretch: np.ndarray, settings: dict
+) -> tuple[pd.DataFrame, int, int]:
+    """`bars` with their price indicators, each stretch computed on its own and without its
+    warm-up rows; the rows dropped in all and the warm-up rows per stretch."""
+    tables, dropped, warm_up = [], 0, 0
+    for _, part in bars.groupby(stretch, sort=True):
+        indicators, warm_up = indicator_columns(part["close"], settings)
+        table = pd.concat([part, pd.DataFrame(indicators, index=part.index)], axis=1)
+        tables.append(table.iloc[warm_up:])
+        dropped += min(warm_up, len(part))
+    features = pd.concat(tables)
+    if features.empty:
+        raise ValueError(
+            f"All {len(bars)} session bars are warm-up rows (each stretch needs more than "
+            f"{warm_up} bars): process a longer span of minute bars."
+        )
+    return features, dropped, warm_up
+
+
 def calendar_columns(
     bar_start: pd.Series,
     session_open: pd.Series,

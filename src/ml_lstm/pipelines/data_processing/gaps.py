@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import session_of
+from ml_lstm.calendars import MINUTE_NS, session_of, utc_nanoseconds
 
-MINUTE_NS = 60_000_000_000
 GAP_KINDS = ("leading", "inside", "trailing")
 
 
@@ -40,11 +39,13 @@ class Gaps:
     after_row: np.ndarray
 
 
-def utc_nanoseconds(values: pd.Series | pd.Index) -> np.ndarray:
-    """int64 UTC nanoseconds of tz-aware timestamps."""
-    if isinstance(values, pd.Index):
-        values = values.to_series()
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("int64")
+@dataclass
+class MinuteGaps:
+    """Minute bars located in their sessions and the gaps between them: found once, then
+    read by the gap report and by the filling."""
+
+    located: SessionMinutes
+    gaps: Gaps
 
 
 def locate_minutes(bars: pd.DataFrame, sessions: pd.DataFrame) -> SessionMinutes:

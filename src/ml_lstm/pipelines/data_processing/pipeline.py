@@ -6,6 +6,7 @@ from .nodes import (
     analyse_gaps,
     fill_gaps,
     list_sessions,
+    locate_gaps,
     plot_gaps,
     resample_to_session_bars,
     validate_minute_bars,
@@ -39,8 +40,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="list_sessions",
             ),
             Node(
+                func=locate_gaps,
+                inputs=["minute_bars", "sessions"],
+                outputs="minute_gaps",
+                name="locate_gaps",
+            ),
+            Node(
                 func=analyse_gaps,
-                inputs=["minute_bars", "sessions", "params:instrument", "params:data_processing"],
+                inputs=["minute_gaps", "sessions", "params:instrument", "params:data_processing"],
                 outputs="gap_report",
                 name="analyse_gaps",
             ),
@@ -52,7 +59,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=fill_gaps,
-                inputs=["minute_bars", "sessions", "params:data_processing"],
+                inputs=["minute_bars", "minute_gaps", "params:data_processing"],
                 outputs="filled_minute_bars",
                 name="fill_gaps",
             ),

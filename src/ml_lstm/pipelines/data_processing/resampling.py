@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .gaps import MINUTE_NS, utc_nanoseconds
+from ml_lstm.calendars import align_to_session_open, bar_step_ns, utc_nanoseconds
 
 BAR_COLUMNS = [
     "timestamp",
@@ -30,16 +30,10 @@ def resample_minutes(
     bars: pd.DataFrame, session: np.ndarray, sessions: pd.DataFrame, frequency: str
 ) -> pd.DataFrame:
     """Bars of `frequency` from time-sorted minute bars located in `sessions`."""
-    step_ns = pd.Timedelta(frequency).value
-    if step_ns <= 0 or step_ns % MINUTE_NS:
-        raise ValueError(
-            f"data_processing.frequency {frequency!r} must be a whole number of minutes, "
-            "e.g. 15min, 30min, 60min or 4h."
-        )
+    step_ns = bar_step_ns(frequency)
     opens = utc_nanoseconds(sessions["open"])[session]
     closes = utc_nanoseconds(sessions["close"])[session]
-    minute_ns = utc_nanoseconds(bars["timestamp"])
-    bar_start = opens + (minute_ns - opens) // step_ns * step_ns
+    bar_start = align_to_session_open(utc_nanoseconds(bars["timestamp"]), opens, step_ns)
     if len(bar_start) == 0:
         return pd.DataFrame(columns=BAR_COLUMNS)
     if (np.diff(bar_start) < 0).any():

@@ -1,6 +1,6 @@
 """Row checks of raw minute bars: which rows are invalid, and why.
 
-Every row gets at most one reason, the first check it fails in the order of `REASONS`.
+Every row gets at most one reason, the first check it fails in the order of `Reason`.
 Volume rule: a missing volume column (quote data such as FX files) or IB's -1 "no volume"
 marker (MIDPOINT/BID/ASK bars, e.g. spot XAGUSD) means the source does not report volume;
 such rows are kept with volume 0 and counted as `volume_not_reported`. Other negative
@@ -10,31 +10,57 @@ volumes and empty volumes are invalid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from itertools import repeat
 
 import numpy as np
 import pandas as pd
 
+from ml_lstm.calendars import MINUTE_NS
+
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 REQUIRED_COLUMNS = ["timestamp", *PRICE_COLUMNS]
-MINUTE_NS = 60_000_000_000
+MINUTE_COLUMNS = [*REQUIRED_COLUMNS, "volume"]
 NO_VOLUME_MARKER = -1
 
-# Reason code -> text written to the rejected dataset; code 0 means valid.
-REASONS = {
-    1: "timestamp is not an ISO-8601 date-time",
-    2: "timestamp has no time zone (expected a Z or +HH:MM suffix)",
-    3: "timestamp is not on a whole minute",
-    4: "missing price",
-    5: "price is not a number",
-    6: "price is zero or negative",
-    7: "high below max(open, close) or below low",
-    8: "low above min(open, close)",
-    9: "volume is missing or not a number",
-    10: "volume is negative",
-    11: "duplicate timestamp (a later row with the same time is kept)",
-}
-DUPLICATE = 11
+
+class Reason(IntEnum):
+    """Why a raw row is rejected: its code (stored per row, 0 meaning valid), the key that
+    names it in the validation report, and the text written to the rejected dataset."""
+
+    key: str
+    text: str
+
+    def __new__(cls, code: int, key: str, text: str) -> Reason:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.key = key
+        member.text = text
+        return member
+
+    BAD_TIMESTAMP = 1, "bad_timestamp", "timestamp is not an ISO-8601 date-time"
+    TIMESTAMP_WITHOUT_TIME_ZONE = (
+        2,
+        "timestamp_without_time_zone",
+        "timestamp has no time zone (expected a Z or +HH:MM suffix)",
+    )
+    TIMESTAMP_NOT_WHOLE_MINUTE = (
+        3,
+        "timestamp_not_whole_minute",
+        "timestamp is not on a whole minute",
+    )
+    MISSING_PRICE = 4, "missing_price", "missing price"
+    PRICE_NOT_A_NUMBER = 5, "price_not_a_number", "price is not a number"
+    NON_POSITIVE_PRICE = 6, "non_positive_price", "price is zero or negative"
+    HIGH_INCONSISTENT = 7, "high_inconsistent", "high below max(open, close) or below low"
+    LOW_INCONSISTENT = 8, "low_inconsistent", "low above min(open, close)"
+    VOLUME_MISSING = 9, "volume_missing", "volume is missing or not a number"
+    NEGATIVE_VOLUME = 10, "negative_volume", "volume is negative"
+    DUPLICATE_TIMESTAMP = (
+        11,
+        "duplicate_timestamp",
+        "duplicate timestamp (a later row with the same time is kept)",
+    )
 
 
 @dataclass
@@ -42,7 +68,7 @@ class CheckedBars:
     """Raw bars with a reason code per row and the parsed values."""
 
     reason: np.ndarray  # int8, 0 where the row is valid
-    timestamp_ns: np.ndarray  # int64 UTC nanoseconds, meaningless where reason in (1, 2)
+    timestamp_ns: np.ndarray  # int64 UTC nanoseconds, meaningless where the time is bad or naive
     prices: dict[str, np.ndarray]
     volume: np.ndarray
     volume_not_reported: int
@@ -54,41 +80,74 @@ def check_rows(bars: pd.DataFrame) -> CheckedBars:
     n = len(bars)
     reason = np.zeros(n, dtype=np.int8)
 
-    def flag(mask: np.ndarray, code: int) -> None:
+    def flag(mask: np.ndarray, code: Reason) -> None:
         reason[(reason == 0) & mask] = code
 
     timestamp_ns, unparsable, naive = _parse_timestamps(bars["timestamp"])
-    flag(unparsable, 1)
-    flag(naive, 2)
-    flag(timestamp_ns % MINUTE_NS != 0, 3)
+    flag(unparsable, Reason.BAD_TIMESTAMP)
+    flag(naive, Reason.TIMESTAMP_WITHOUT_TIME_ZONE)
+    flag(timestamp_ns % MINUTE_NS != 0, Reason.TIMESTAMP_NOT_WHOLE_MINUTE)
 
     prices = {}
     for column in PRICE_COLUMNS:
         values, missing, not_numeric = _numbers(bars[column])
-        flag(missing, 4)
-        flag(not_numeric, 5)
+        flag(missing, Reason.MISSING_PRICE)
+        flag(not_numeric, Reason.PRICE_NOT_A_NUMBER)
         prices[column] = values
     open_, high, low, close = (prices[c] for c in PRICE_COLUMNS)
     with np.errstate(invalid="ignore"):
-        flag((open_ <= 0) | (high <= 0) | (low <= 0) | (close <= 0), 6)
-        flag((high < np.maximum(open_, close)) | (high < low), 7)
-        flag(low > np.minimum(open_, close), 8)
+        flag((open_ <= 0) | (high <= 0) | (low <= 0) | (close <= 0), Reason.NON_POSITIVE_PRICE)
+        flag((high < np.maximum(open_, close)) | (high < low), Reason.HIGH_INCONSISTENT)
+        flag(low > np.minimum(open_, close), Reason.LOW_INCONSISTENT)
 
     if "volume" in bars.columns:
         volume, missing, not_numeric = _numbers(bars["volume"])
-        flag(missing | not_numeric, 9)
+        flag(missing | not_numeric, Reason.VOLUME_MISSING)
         not_reported = volume == NO_VOLUME_MARKER
         with np.errstate(invalid="ignore"):
-            flag((volume < 0) & ~not_reported, 10)
+            flag((volume < 0) & ~not_reported, Reason.NEGATIVE_VOLUME)
         volume = np.where(not_reported, 0.0, volume)
         volume_not_reported = int((not_reported & (reason == 0)).sum())
     else:
         volume = np.zeros(n)
         volume_not_reported = n
 
-    reason[_earlier_duplicates(timestamp_ns, reason == 0)] = DUPLICATE
+    reason[_earlier_duplicates(timestamp_ns, reason == 0)] = Reason.DUPLICATE_TIMESTAMP
     zero_volume = int(((volume == 0) & (reason == 0)).sum()) - volume_not_reported
     return CheckedBars(reason, timestamp_ns, prices, volume, volume_not_reported, zero_volume)
+
+
+def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """The valid rows sorted by time (UTC timestamps, float prices and volume), their
+    positions in the raw table, and how many of them were out of order."""
+    keep = np.flatnonzero(checked.reason == 0)
+    timestamps = checked.timestamp_ns[keep]
+    unsorted_rows = int((np.diff(timestamps) < 0).sum())
+    if unsorted_rows:
+        keep = keep[np.argsort(timestamps, kind="stable")]
+        timestamps = checked.timestamp_ns[keep]
+    # Nothing to select when every row is valid and in order: the arrays are used as they are.
+    everything = len(keep) == len(checked.reason) and not unsorted_rows
+    valid = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(timestamps, utc=True),
+            **{
+                column: values if everything else values[keep]
+                for column, values in [*checked.prices.items(), ("volume", checked.volume)]
+            },
+        },
+        copy=False,
+    )
+    return valid, keep, unsorted_rows
+
+
+def rejected_rows(bars: pd.DataFrame, checked: CheckedBars) -> pd.DataFrame:
+    """The invalid raw rows as they were read, with their file, line and reason."""
+    rows = np.flatnonzero(checked.reason > 0)
+    rejected = bars.iloc[rows].astype({"source_file": "str"})
+    rejected = rejected.assign(reason=[Reason(code).text for code in checked.reason[rows]])
+    columns = [column for column in MINUTE_COLUMNS if column in bars.columns]
+    return rejected[["source_file", "source_line", "reason", *columns]].reset_index(drop=True)
 
 
 def _earlier_duplicates(timestamp_ns: np.ndarray, valid: np.ndarray) -> np.ndarray:
