@@ -37,14 +37,11 @@ NVDA = _project_instrument("nvda")
 def backfill_from_simulator(concurrency: int, separate_process: bool = False) -> None:
     """The client backfills SESSIONS sessions; the simulator runs in a thread of this
     process, or (`separate_process`) in a process of its own, as TWS does."""
+    from ml_lstm.backfill import SessionWindow
     from ml_lstm.calendars import trading_sessions
+    from ml_lstm.ib_client import HistoricalBarsClient
+    from ml_lstm.ib_connection import ConnectionSettings, RequestSettings
     from ml_lstm.pacing import PacingRules
-    from ml_lstm.pipelines.ingestion.ib_client import (
-        ConnectionSettings,
-        HistoricalBarsClient,
-        RequestSettings,
-        SessionWindow,
-    )
     from ml_lstm.pipelines.ingestion.tws_simulator import (
         Faults,
         SimulatorProcess,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 from ib_insync import IB, LimitOrder, Stock
@@ -22,8 +24,8 @@ from ingestion_support import (
     window_sessions,
 )
 
+from ml_lstm.ib_data import IngestionError
 from ml_lstm.pacing import PacingBook, PacingRules
-from ml_lstm.pipelines.ingestion.ib_client import IngestionError
 from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
 from ml_lstm.pipelines.ingestion.tws_simulator import (
     ORDER_MESSAGES,
@@ -334,3 +336,16 @@ def test_the_simulator_refuses_orders(simulator):
     assert simulator.stats.rejected_orders == 1
     assert simulator.stats.messages_received[PLACE_ORDER] == 1
     assert 321 in errors
+
+
+def test_importing_the_ib_client_leaves_logger_levels_alone():
+    # Levels are configuration (conf/logging.yml), not a side effect of an import.
+    script = (
+        "import logging\n"
+        "names = ['ib_insync', 'ib_insync.client', 'ib_insync.ib', 'ib_insync.wrapper']\n"
+        "before = [logging.getLogger(n).level for n in names]\n"
+        "import ml_lstm.ib_client, ml_lstm.pipelines.ingestion.sources\n"
+        "after = [logging.getLogger(n).level for n in names]\n"
+        "assert before == after, (before, after)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

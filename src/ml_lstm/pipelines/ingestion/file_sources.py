@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
 from ml_lstm.calendars import instrument_sessions, session_of
-
-from .ib_client import SessionResult, SessionWindow
 
 logger = logging.getLogger(__name__)
 
@@ -370,6 +369,6 @@ def file_sessions(
     found = [window.session for window in windows if window.session in sessions]
     for first in range(0, len(found), batch_size):
         yield [
-            SessionResult(session, "complete", sessions[session], attempts=1)
+            SessionResult(session, SessionStatus.COMPLETE, sessions[session], attempts=1)
             for session in found[first : first + batch_size]
         ]

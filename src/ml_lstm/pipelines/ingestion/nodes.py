@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 
+from ml_lstm.backfill import SessionResult, SessionStatus, expected_minutes
 from ml_lstm.calendars import instrument_sessions
 
-from .ib_client import SessionResult
-from .sources import expected_minutes, fetch_sessions, session_windows, source_label
+from .sources import fetch_sessions, session_windows, source_label
 
 logger = logging.getLogger(__name__)
 
 RAW_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 # Statuses after which a session is not asked for again.
-SETTLED = {"complete", "no_data", "before_head"}
+SETTLED = frozenset({SessionStatus.COMPLETE, SessionStatus.NO_DATA, SessionStatus.BEFORE_HEAD})
 
 
 def plan_backfill(
@@ -50,21 +50,21 @@ def plan_backfill(
         session = label.strftime("%Y-%m-%d")
         entry = entries.get(session, {})
         status = entry.get("status")
-        if entry.get("failures", 0) >= max_attempts and status != "complete":
+        if entry.get("failures", 0) >= max_attempts and status != SessionStatus.COMPLETE:
             given_up.append(session)
             continue
         if session not in stored:
-            if status in ("no_data", "before_head"):
+            if status in (SessionStatus.NO_DATA, SessionStatus.BEFORE_HEAD):
                 settled += 1
                 continue
             plan.append({"session": session, "stored_bars": 0})
             continue
-        if status == "complete":
+        if status == SessionStatus.COMPLETE:
             settled += 1
             continue
         count = entry["bars"] if "bars" in entry else len(stored[session]())
-        expected = int((row["close"] - row["open"]) / pd.Timedelta(minutes=1))
-        if count >= expected * (1 - tolerance) and status != "partial":
+        expected = expected_minutes(row["open"], row["close"])
+        if count >= expected * (1 - tolerance) and status != SessionStatus.PARTIAL:
             settled += 1
             continue
         plan.append({"session": session, "stored_bars": count})
@@ -107,7 +107,7 @@ def fetch_minute_bars(
     ledger = {"sessions": dict(ledger.get("sessions", {}))}
     windows = session_windows(instrument, [item["session"] for item in plan])
     stored_bars = {item["session"]: item["stored_bars"] for item in plan}
-    expected = {window.session: expected_minutes(window) for window in windows}
+    expected = {window.session: window.expected_minutes for window in windows}
     source = source_label(ingestion, instrument) if windows else ingestion["source"]
     progress = _Progress(instrument["symbol"], len(windows))
     yielded = False
@@ -156,16 +156,16 @@ def _ledger_entry(
         "status": result.status,
         "expected": expected.get(result.session, 0),
         "attempts": previous.get("attempts", 0) + result.attempts,
-        "failures": previous.get("failures", 0) + (result.status == "failed"),
+        "failures": previous.get("failures", 0) + (result.status == SessionStatus.FAILED),
         "source": source,
         "fetched_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if result.bars is not None and not result.bars.empty:
         entry["bars"] = max(len(result.bars), previous.get("bars", 0))
-    elif result.status == "failed" and "bars" in previous:
+    elif result.status == SessionStatus.FAILED and "bars" in previous:
         entry["bars"] = previous["bars"]
-    if result.status == "failed" and "bars" in previous:
-        entry["status"] = previous.get("status", "failed")
+    if result.status == SessionStatus.FAILED and "bars" in previous:
+        entry["status"] = previous.get("status", SessionStatus.FAILED)
     if result.error:
         entry["error"] = result.error
     return entry

@@ -16,15 +16,10 @@ from collections.abc import Iterator
 
 import pandas as pd
 
+from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
 from ml_lstm.calendars import instrument_sessions
-
-from .ib_client import (
-    ConnectionSettings,
-    HistoricalBarsClient,
-    RequestSettings,
-    SessionResult,
-    SessionWindow,
-)
+from ml_lstm.ib_client import HistoricalBarsClient
+from ml_lstm.ib_connection import ConnectionSettings, RequestSettings
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +120,8 @@ def _synthetic(
     market = SyntheticMarket(profile_from_parameters(instrument, int(ingestion["seed"])))
     for start in range(0, len(windows), batch_size):
         yield [
-            SessionResult(window.session, "complete", market.session_bars(window.session), 1)
+            SessionResult(
+                window.session, SessionStatus.COMPLETE, market.session_bars(window.session), 1
+            )
             for window in windows[start : start + batch_size]
         ]
-
-
-def expected_minutes(window: SessionWindow) -> int:
-    """Minutes between a session's open and close (the most 1-minute bars it can have)."""
-    return int((window.close - window.open) / pd.Timedelta(minutes=1))

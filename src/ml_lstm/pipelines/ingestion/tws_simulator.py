@@ -42,6 +42,7 @@ from typing import Protocol
 import pandas as pd
 
 from ml_lstm.calendars import get_calendar, trading_sessions
+from ml_lstm.ib_data import build_contract
 from ml_lstm.pacing import PacingBook, PacingRules
 from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 
@@ -192,8 +193,6 @@ def instrument_from_parameters(
     instrument: dict, seed: int, csv_path: str | None = None
 ) -> SimulatedInstrument:
     """A simulated contract for an instrument's parameters (synthetic market or CSV file)."""
-    from .ib_client import build_contract
-
     contract = build_contract(instrument)
     feed: BarFeed
     if csv_path:

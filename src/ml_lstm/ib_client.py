@@ -16,154 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
-from ib_insync import IB, Commodity, Contract, Forex, Future, Stock
+from ib_insync import IB
 from ib_insync.objects import BarDataList
 from ib_insync.wrapper import RequestError
 
-from ml_lstm.pacing import PacingLimiter, PacingRules
+from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
+from ml_lstm.ib_connection import ConnectionSettings, RequestSettings, hide_connection_in_logs
+from ml_lstm.ib_data import IngestionError, bars_to_frame, build_contract, describe
+from ml_lstm.pacing import PacingLimiter
 
 logger = logging.getLogger(__name__)
-
-NO_DATA = "no_data"
-# ib_insync's own connect and disconnect lines name the host, port and client id: keep them
-# (and the account lines) out of the logs.
-for _name in ("ib_insync.client", "ib_insync.ib", "ib_insync.wrapper"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """Where TWS / IB Gateway listens. Its repr hides the values (they are credentials)."""
-
-    host: str = "127.0.0.1"
-    port: int = 7497
-    client_id: int = 17
-
-    def __repr__(self) -> str:
-        return "ConnectionSettings(<hidden>)"
-
-    @classmethod
-    def resolve(cls, configured: dict | None = None) -> ConnectionSettings:
-        """Configured values (credentials `ib`), overridden by IB_HOST, IB_PORT, IB_CLIENT_ID."""
-        configured = dict(configured or {})
-        host = os.environ.get("IB_HOST") or configured.get("host") or cls.host
-        port = os.environ.get("IB_PORT") or configured.get("port") or cls.port
-        client_id = os.environ.get("IB_CLIENT_ID") or configured.get("client_id") or cls.client_id
-        try:
-            return cls(str(host), int(port), int(client_id))
-        except ValueError as error:
-            raise ValueError(
-                "IB port and client id must be integers (check IB_PORT / IB_CLIENT_ID or the "
-                "`ib` entry of conf/local/credentials.yml)."
-            ) from error
-
-
-@dataclass(frozen=True)
-class RequestSettings:
-    """How requests are made, retried and paced."""
-
-    format_date: int = 2
-    request_timeout_s: float = 60.0
-    connect_timeout_s: float = 10.0
-    max_concurrent_requests: int = 10
-    max_retries: int = 5
-    retry_backoff_s: float = 1.0
-    retry_backoff_max_s: float = 30.0
-    max_reconnects: int = 10
-    outage_timeout_s: float = 60.0
-    pacing: PacingRules = field(default_factory=PacingRules)
-
-    @classmethod
-    def from_parameters(cls, parameters: dict) -> RequestSettings:
-        parameters = dict(parameters)
-        pacing = PacingRules.from_parameters(parameters.pop("pacing", None))
-        unknown = set(parameters) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"Unknown ingestion.requests parameter(s) {sorted(unknown)}: expected some of "
-                f"{sorted(cls.__dataclass_fields__)}."
-            )
-        settings = cls(**parameters, pacing=pacing)
-        if not 1 <= settings.max_concurrent_requests <= 50:
-            raise ValueError(
-                "ingestion.requests.max_concurrent_requests must be between 1 and 50 (IB "
-                f"allows 50 outstanding requests), got {settings.max_concurrent_requests}."
-            )
-        if settings.format_date not in (1, 2):
-            raise ValueError("ingestion.requests.format_date must be 1 or 2.")
-        return settings
-
-
-@dataclass(frozen=True)
-class SessionWindow:
-    """One trading session to fetch: its label and its UTC open and close."""
-
-    session: str
-    open: pd.Timestamp
-    close: pd.Timestamp
-
-
-@dataclass
-class SessionResult:
-    """What became of one session: bars (status complete/partial) or why there are none."""
-
-    session: str
-    status: str  # complete | partial | no_data | before_head | failed
-    bars: pd.DataFrame | None = None
-    attempts: int = 0
-    error: str = ""
-
-
-class IngestionError(RuntimeError):
-    """A problem no retry can fix (unknown contract, no permission, bad request)."""
-
-
-def build_contract(instrument: dict) -> Contract:
-    """The ib_insync contract described by an instrument's parameters."""
-    sec_type = instrument.get("sec_type", "STK").upper()
-    symbol = instrument["symbol"]
-    exchange = instrument.get("exchange", "SMART")
-    currency = instrument.get("currency", "USD")
-    if sec_type == "STK":
-        return Stock(
-            symbol, exchange, currency, primaryExchange=instrument.get("primary_exchange", "")
-        )
-    if sec_type == "CMDTY":
-        return Commodity(symbol, exchange, currency)
-    if sec_type == "CASH":
-        pair = symbol.replace(".", "").replace("/", "")
-        if len(pair) != 6:
-            raise ValueError(
-                f"Forex instrument {symbol!r}: symbol must be a currency pair such as EURUSD."
-            )
-        return Forex(pair, exchange if exchange != "SMART" else "IDEALPRO")
-    if sec_type == "FUT":
-        expiry = str(instrument.get("expiry", ""))
-        if not expiry:
-            raise ValueError(
-                f"Future {symbol!r}: set `expiry` (YYYYMM or YYYYMMDD) in its parameters."
-            )
-        return Future(
-            symbol,
-            expiry,
-            exchange,
-            multiplier=str(instrument.get("multiplier", "")),
-            currency=currency,
-        )
-    raise ValueError(
-        f"Instrument {symbol!r}: sec_type {sec_type!r} is not supported; expected STK, "
-        "CMDTY, CASH or FUT."
-    )
-
-
-def describe(contract: Contract) -> str:
-    return f"{contract.symbol} {contract.secType} {contract.exchange} {contract.currency}"
 
 
 class ConnectivityLost(ConnectionError):
@@ -192,6 +57,7 @@ class HistoricalBarsClient:
         self.now = now.tz_convert("UTC")
         self.contract = build_contract(instrument)
         self.connection = connection
+        hide_connection_in_logs(connection)
         self.settings = settings
         self.what_to_show = what_to_show or instrument.get("what_to_show", "TRADES")
         self.use_rth = bool(instrument.get("use_rth", True) if use_rth is None else use_rth)
@@ -339,7 +205,7 @@ class HistoricalBarsClient:
         self, window: SessionWindow, semaphore: asyncio.Semaphore, finished: asyncio.Queue
     ) -> None:
         if self.head_timestamp is not None and window.close <= self.head_timestamp:
-            await finished.put(SessionResult(window.session, "before_head"))
+            await finished.put(SessionResult(window.session, SessionStatus.BEFORE_HEAD))
             return
         try:
             async with semaphore:
@@ -350,36 +216,24 @@ class HistoricalBarsClient:
         await finished.put(result)
 
     async def _fetch_session(self, window: SessionWindow) -> SessionResult:
-        settings = self.settings
         attempts = 0
         failures = 0
         last_error = ""
-        while failures <= settings.max_retries:
+        while failures <= self.settings.max_retries:
             await self._wait_until_online()
             attempts += 1
             try:
                 bars = await self._request(window)
             except RequestError as error:
-                text = error.message.lower()
-                if error.code == 162 and "no data of type" in text:
-                    raise IngestionError(
-                        f"{describe(self.contract)}: IB has no {self.what_to_show} data for it "
-                        f"({error.message}); set what_to_show in the instrument's parameters "
-                        "(MIDPOINT for spot metals and FX)."
-                    ) from None
-                if error.code == 162 and "returned no data" in text:
+                if self._no_data(error):
                     # Before a session has ended "no data" may only mean "not yet".
-                    status = NO_DATA if window.close <= self.now else "partial"
+                    status = self._finished_status(window, SessionStatus.NO_DATA)
                     return SessionResult(window.session, status, attempts=attempts)
-                if error.code in (200, 321, 354) or "permission" in text:
-                    raise IngestionError(
-                        f"{describe(self.contract)} session {window.session}: {error.message} "
-                        f"(error {error.code})"
-                    ) from None
+                self._raise_if_fatal(error, window)
                 last_error = f"error {error.code}: {error.message}"
                 failures += 1
             except TimeoutError:
-                last_error = f"no answer within {settings.request_timeout_s:g} s"
+                last_error = f"no answer within {self.settings.request_timeout_s:g} s"
                 failures += 1
             except ConnectivityLost:
                 last_error = "connectivity lost (1100)"
@@ -389,21 +243,45 @@ class HistoricalBarsClient:
                 await self._reconnect()
                 continue
             else:
-                status = "complete" if window.close <= self.now else "partial"
+                status = self._finished_status(window)
                 return SessionResult(window.session, status, bars, attempts=attempts)
-            if failures <= settings.max_retries:
-                delay = self._backoff(failures)
-                logger.warning(
-                    "%s %s: %s; retry %d/%d in %.1f s",
-                    self.contract.symbol,
-                    window.session,
-                    last_error,
-                    failures,
-                    settings.max_retries,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        return SessionResult(window.session, "failed", attempts=attempts, error=last_error)
+            if failures <= self.settings.max_retries:
+                await self._wait_before_retry(window, last_error, failures)
+        return SessionResult(
+            window.session, SessionStatus.FAILED, attempts=attempts, error=last_error
+        )
+
+    @staticmethod
+    def _no_data(error: RequestError) -> bool:
+        return error.code == 162 and "returned no data" in error.message.lower()
+
+    def _raise_if_fatal(self, error: RequestError, window: SessionWindow) -> None:
+        """Errors that no retry can fix end the run with what to change."""
+        text = error.message.lower()
+        if error.code == 162 and "no data of type" in text:
+            raise IngestionError(
+                f"{describe(self.contract)}: IB has no {self.what_to_show} data for it "
+                f"({error.message}); set what_to_show in the instrument's parameters "
+                "(MIDPOINT for spot metals and FX)."
+            ) from None
+        if error.code in (200, 321, 354) or "permission" in text:
+            raise IngestionError(
+                f"{describe(self.contract)} session {window.session}: {error.message} "
+                f"(error {error.code})"
+            ) from None
+
+    async def _wait_before_retry(self, window: SessionWindow, error: str, failures: int) -> None:
+        delay = self._backoff(failures)
+        logger.warning(
+            "%s %s: %s; retry %d/%d in %.1f s",
+            self.contract.symbol,
+            window.session,
+            error,
+            failures,
+            self.settings.max_retries,
+            delay,
+        )
+        await asyncio.sleep(delay)
 
     async def _wait_until_online(self) -> None:
         if not self._ib.isConnected():
@@ -455,49 +333,15 @@ class HistoricalBarsClient:
             self._in_flight.pop(req_id, None)
         return bars_to_frame(bars, window, self.what_to_show, self.contract.symbol)
 
+    def _finished_status(
+        self, window: SessionWindow, ended: SessionStatus = SessionStatus.COMPLETE
+    ) -> SessionStatus:
+        """`ended` for a session that closed by the run's start, else `partial`."""
+        return ended if window.close <= self.now else SessionStatus.PARTIAL
+
     def _backoff(self, failures: int) -> float:
         delay = self.settings.retry_backoff_s * 2 ** (failures - 1)
         return min(delay, self.settings.retry_backoff_max_s)
-
-
-def bars_to_frame(
-    bars: list, window: SessionWindow, what_to_show: str, symbol: str
-) -> pd.DataFrame:
-    """ib_insync bars as the raw frame: tz-aware UTC bar start, OHLC, volume (0 if none).
-
-    Quote bars (MIDPOINT, BID, ASK) carry volume -1 at IB: they are stored with volume 0.
-    Bar times without a zone are refused: their zone would be this host's, a guess.
-    """
-    count = len(bars)
-    naive = next((bar.date for bar in bars if getattr(bar.date, "tzinfo", None) is None), None)
-    if naive is not None:
-        raise IngestionError(
-            f"{symbol} session {window.session}: TWS sent bar times without a time zone "
-            f"(e.g. {naive}), as older TWS versions do with format_date 1; set "
-            "ingestion.requests.format_date: 2 (epoch seconds, the default)."
-        )
-    seconds = np.fromiter((bar.date.timestamp() for bar in bars), dtype="float64", count=count)
-    values = np.array(
-        [(bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars], dtype="float64"
-    ).reshape(count, 5)
-    stamps = pd.to_datetime(np.round(seconds).astype("int64"), unit="s", utc=True).as_unit("ns")
-    inside = (stamps >= window.open) & (stamps < window.close)
-    volume = (
-        np.clip(values[inside, 4], 0, None) if what_to_show == "TRADES" else 0 * values[inside, 4]
-    )
-    frame = pd.DataFrame(
-        {
-            "timestamp": stamps[inside],
-            "open": values[inside, 0],
-            "high": values[inside, 1],
-            "low": values[inside, 2],
-            "close": values[inside, 3],
-            "volume": volume.astype("int64") if (volume == np.round(volume)).all() else volume,
-        }
-    )
-    if not (np.diff(seconds[inside]) > 0).all():
-        frame = frame.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
-    return frame.reset_index(drop=True)
 
 
 async def _take(queue: asyncio.Queue, count: int) -> list[SessionResult]:
