@@ -72,16 +72,37 @@ def test_features_are_named_listed_and_warmed_up():
     assert monday_open["day_of_week_sin"] == pytest.approx(np.sin(2 * np.pi / 7))
 
 
-def test_wilder_rsi_by_hand():
-    close = pd.Series([10.0, 11.0, 10.0, 12.0, 12.0])
-    # Changes +1, -1, +2, 0; window 2: gains seeded 0.5 after two changes (1, 0) with alpha
-    # 1/2: g = [1, 0.5, 1.25, 0.625], l = [0, 0.5, 0.25, 0.125].
-    rsi = wilder_rsi(close, 2)
-    assert rsi.iloc[:2].isna().all()
-    assert rsi.iloc[2:].tolist() == pytest.approx(
-        [100 * 0.5 / 1.0, 100 * 1.25 / 1.5, 100 * 0.625 / 0.75]
-    )
-    assert wilder_rsi(pd.Series([5.0] * 6), 2).iloc[-1] == 50.0
+# StockCharts' RSI example ("ChartSchool: Relative Strength Index", cs-rsi.xls): the closes
+# of its table and its first five RSI(14) values, published to two decimals.
+STOCKCHARTS_CLOSES = [
+    44.3389, 44.0902, 44.1497, 43.6124, 44.3278, 44.8264, 45.0955, 45.4245, 45.8433, 46.0826,
+    45.8931, 46.0328, 45.6140, 46.2820, 46.2820, 46.0028, 46.0328, 46.4116, 46.2222,
+]  # fmt: skip
+STOCKCHARTS_RSI_14 = [70.53, 66.32, 66.55, 69.41, 66.36]
+# Tulip Indicators' reference test (tests/untest.txt, "rsi 5"), published to three decimals.
+TULIP_CLOSES = [
+    81.59, 81.06, 82.87, 83.00, 83.61, 83.15, 82.84, 83.99, 84.55, 84.36, 85.53, 86.54, 86.89,
+    87.77, 87.29,
+]  # fmt: skip
+TULIP_RSI_5 = [72.034, 64.927, 75.936, 79.796, 74.713, 83.033, 87.478, 88.755, 91.483, 78.498]
+
+
+def test_wilder_rsi_matches_published_reference_values():
+    for closes, window, published, decimals in [
+        (STOCKCHARTS_CLOSES, 14, STOCKCHARTS_RSI_14, 2),
+        (TULIP_CLOSES, 5, TULIP_RSI_5, 3),
+    ]:
+        # An index that does not start at 0, as in a later stretch of bars.
+        rsi = wilder_rsi(pd.Series(closes, index=range(100, 100 + len(closes))), window)
+        # The first value needs `window` changes: rows 0 .. window-1 are warm-up (the
+        # history indicator_columns reports for the RSI).
+        assert rsi.iloc[:window].isna().all()
+        assert rsi.iloc[window:].round(decimals).tolist() == published
+    # No move is 50, only gains 100, only losses 0; too short a series has no value.
+    assert wilder_rsi(pd.Series([5.0] * 6), 2).iloc[2:].tolist() == [50.0] * 4
+    assert wilder_rsi(pd.Series([1.0, 2.0, 3.0]), 2).iloc[2] == 100.0
+    assert wilder_rsi(pd.Series([3.0, 2.0, 1.0]), 2).iloc[2] == 0.0
+    assert wilder_rsi(pd.Series([1.0, 2.0]), 5).isna().all()
 
 
 def test_appending_later_bars_changes_no_earlier_feature():

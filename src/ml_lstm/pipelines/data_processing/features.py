@@ -3,7 +3,7 @@
 Every indicator is a causal pandas operation (shift, rolling, ewm), so a row never reads a
 later one. Each family reports how many leading rows it needs (`history`) so that warm-up
 rows can be dropped explicitly. EMAs are recursive (adjust=False) and seeded with the first
-close.
+close; Wilder's RSI averages are seeded with the simple mean of the first `rsi_window` changes.
 """
 
 from __future__ import annotations
@@ -120,11 +120,25 @@ def ema(values: pd.Series, window: int) -> pd.Series:
 def wilder_rsi(close: pd.Series, window: int) -> pd.Series:
     """Wilder's RSI: smoothed gains over smoothed losses, on a 0-100 scale.
 
-    100 when there were only gains, 0 with only losses, 50 when the price did not move.
+    As Wilder defined it (New Concepts in Technical Trading Systems, 1978): the first
+    average gain and loss are the simple means of the first `window` changes, so the first
+    value is at row `window`; each later average is (previous x (window - 1) + change) /
+    window. 100 when there were only gains, 0 with only losses, 50 when the price did not
+    move.
     """
     change = close.diff()
-    gain = change.clip(lower=0).ewm(alpha=1 / window, adjust=False, min_periods=window).mean()
-    loss = (-change.clip(upper=0)).ewm(alpha=1 / window, adjust=False, min_periods=window).mean()
+    gain = wilder_average(change.clip(lower=0), window)
+    loss = wilder_average((-change).clip(lower=0), window)
     total = gain + loss
     rsi = 100 * gain / total.where(total > 0)
     return rsi.where(total > 0, 50.0).where(gain.notna())
+
+
+def wilder_average(values: pd.Series, window: int) -> pd.Series:
+    """Wilder's smoothing of `values` (whose first row is empty, as after a diff): the simple
+    mean of rows 1..window at row `window`, then a recursive average with alpha 1/window."""
+    seeded = pd.Series(np.nan, index=values.index)
+    if len(values) > window:
+        seeded.iloc[window] = values.iloc[1 : window + 1].mean()
+        seeded.iloc[window + 1 :] = values.iloc[window + 1 :].to_numpy()
+    return seeded.ewm(alpha=1 / window, adjust=False).mean()
