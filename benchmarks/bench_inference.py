@@ -92,9 +92,9 @@ def prediction_latency(project: Path) -> dict:
     import numpy as np
     import pandas as pd
 
+    from ml_lstm.forecasting.scaling import scale_features
+    from ml_lstm.model_registry import ServedModelDataset
     from ml_lstm.pipelines.inference.nodes import predict_next_close
-    from ml_lstm.pipelines.inference.serving import ServedModelDataset
-    from ml_lstm.pipelines.modelling.nodes import scale_features
 
     served = ServedModelDataset(path=str(project / "data/06_models/nvda")).load()
     features = pd.read_csv(project / "data/04_feature/nvda/features.csv")

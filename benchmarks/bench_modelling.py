@@ -63,14 +63,15 @@ def build_table(rows: int = ROWS, features: int = FEATURES) -> None:
 
 def build_windows(rows: int = ROWS, features: int = FEATURES) -> None:
     """Ours: split, scale and take the training and validation windows the node trains on."""
+    from ml_lstm.forecasting import scaling
+    from ml_lstm.forecasting.windows import split_windows
     from ml_lstm.pipelines.modelling import nodes
-    from ml_lstm.pipelines.modelling.windows import split_windows
 
     params = {**MODELLING, "features": [f"feature_{i}" for i in range(features)]}
     table = nodes.split_by_time(feature_table(rows, features), params)
     scaler = nodes.fit_scaler(table, params)
-    scaled = nodes.scale_features(table, scaler)
-    labels = nodes.scaled_labels(table, scaler, params["horizon"])
+    scaled = scaling.scale_features(table, scaler)
+    labels = scaling.scaled_labels(table, scaler, params["horizon"])
     for split in ("train", "validation"):
         split_windows(table, scaled, labels, split, params["lookback"])
 
@@ -80,13 +81,14 @@ def training_throughput() -> dict:
     import keras
     import tensorflow as tf
 
+    from ml_lstm.forecasting import scaling
+    from ml_lstm.forecasting.windows import split_windows
     from ml_lstm.pipelines.modelling import nodes
-    from ml_lstm.pipelines.modelling.windows import split_windows
 
     table = nodes.split_by_time(feature_table(), MODELLING)
     scaler = nodes.fit_scaler(table, MODELLING)
-    scaled = nodes.scale_features(table, scaler)
-    labels = nodes.scaled_labels(table, scaler, 1)
+    scaled = scaling.scale_features(table, scaler)
+    labels = scaling.scaled_labels(table, scaler, 1)
     x_train, y_train, _ = split_windows(table, scaled, labels, "train", 24)
     x_val, y_val, _ = split_windows(table, scaled, labels, "validation", 24)
     epochs, batch = MODELLING["training"]["epochs"], MODELLING["training"]["batch_size"]

@@ -47,7 +47,8 @@ import sys
 import kedro.framework.session.session as session
 session.generate_timestamp = lambda: {FIXED_VERSION!r}
 from kedro.framework.cli.cli import main
-main(["run", *sys.argv[1:]])
+sys.argv = ["kedro", "run", *sys.argv[1:]]
+main()
 """
 
 

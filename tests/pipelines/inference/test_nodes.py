@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_lstm.calendars import bar_after, stale_by
+from ml_lstm.forecasting.splits import label_served_splits
 from ml_lstm.pipelines.inference.nodes import (
     ModelMismatchError,
-    bar_after,
     check_served_model,
-    label_served_splits,
     predict_next_close,
-    stale_by,
 )
 
 XNYS = {"symbol": "NVDA", "calendar": "XNYS"}
@@ -243,6 +242,6 @@ def test_served_splits_test_range_runs_to_the_end_of_the_table():
         }
     }
 
-    labels = label_served_splits(table, manifest)["split"].tolist()
+    labels = label_served_splits(table, manifest["splits"])["split"].tolist()
 
     assert labels == ["train"] * 4 + ["purged"] * 3 + ["test"] * 3

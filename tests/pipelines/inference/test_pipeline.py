@@ -147,8 +147,8 @@ def test_a_manifest_that_does_not_match_the_features_stops_inference(project):
 
 
 def test_forecast_test_range_covers_the_served_models_test_rows(project):
+    from ml_lstm.model_registry import load_version
     from ml_lstm.pipelines.inference.nodes import forecast_test_range
-    from ml_lstm.pipelines.modelling.registry import load_version
 
     version = champion_version(project)
     bundle = {"version": version, **load_version(project / MODELS_DIR, version)}

@@ -7,28 +7,31 @@ import pandas as pd
 import pytest
 from modelling_support import synthetic_features, tiny
 
-from ml_lstm.pipelines.modelling import nodes
-from ml_lstm.pipelines.modelling.baselines import (
+from ml_lstm.forecasting import scaling
+from ml_lstm.forecasting.baselines import (
     drift_forecast,
     fit_linear,
     mean_log_return,
     predict_linear,
     sma_forecast,
 )
-from ml_lstm.pipelines.modelling.evaluation import (
+from ml_lstm.forecasting.evaluation import (
     diebold_mariano,
     price_metrics,
     wilson_interval,
 )
-from ml_lstm.pipelines.modelling.windows import split_windows, target_values, window_view
+from ml_lstm.forecasting.splits import SPLITS
+from ml_lstm.forecasting.targets import target_values
+from ml_lstm.forecasting.windows import split_windows, window_view
+from ml_lstm.pipelines.modelling import nodes
 
 
 def test_splits_are_in_time_order_with_a_purge_gap_of_lookback_plus_horizon():
     params = tiny(lookback=6, horizon=3)
     table = nodes.split_by_time(synthetic_features(600), params)
     splits = table["split"].to_numpy()
-    first = {name: int(np.flatnonzero(splits == name)[0]) for name in nodes.SPLITS}
-    last = {name: int(np.flatnonzero(splits == name)[-1]) for name in nodes.SPLITS}
+    first = {name: int(np.flatnonzero(splits == name)[0]) for name in SPLITS}
+    last = {name: int(np.flatnonzero(splits == name)[-1]) for name in SPLITS}
     assert last["train"] < first["validation"] <= last["validation"] < first["test"]
     assert first["validation"] - last["train"] - 1 == 6 + 3
     assert first["test"] - last["validation"] - 1 == 6 + 3
@@ -70,8 +73,8 @@ def test_changing_future_rows_changes_no_earlier_window_or_label():
     changed.loc[cut:, ["signal", "log_return"]] = 99.0
     changed.loc[cut:, "close"] *= 5
 
-    before = window_view(nodes.scale_features(table, scaler), 5)
-    after = window_view(nodes.scale_features(changed, scaler), 5)
+    before = window_view(scaling.scale_features(table, scaler), 5)
+    after = window_view(scaling.scale_features(changed, scaler), 5)
     # Window i covers rows i..i+4: every window ending before `cut` is unchanged.
     np.testing.assert_array_equal(before[: cut - 4], after[: cut - 4])
     assert not np.array_equal(before[cut - 4], after[cut - 4])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from modelling_support import synthetic_features, tiny, train_and_evaluate
 
-from ml_lstm.pipelines.modelling import nodes
+from ml_lstm.forecasting.baselines import BASELINES
+from ml_lstm.pipelines.modelling import charts, nodes
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ def test_lstm_learns_real_signal_and_beats_every_baseline(trained):
     # The linear baseline sees the same features, and the signal is linear: it learns too.
     assert metrics["linear"]["relative_mae"] < 0.5
     rows = metrics["evaluation"]["rows"]
-    assert all(metrics[name]["rows"] == rows for name in ("lstm", *nodes.BASELINES))
+    assert all(metrics[name]["rows"] == rows for name in ("lstm", *BASELINES))
     assert json.loads(json.dumps(metrics)) == metrics
 
 
@@ -54,13 +55,13 @@ def test_history_records_each_epoch_and_is_plotted(trained, caplog):
     assert len(history["learning_rate"]) == 3
     assert history["val_loss"][history["best_epoch"] - 1] == min(history["val_loss"])
     assert json.loads(json.dumps(history)) == history
-    figure = nodes.plot_training_history(history)
+    figure = charts.plot_training_history(history)
     assert len(figure.axes) == 2
     assert len(figure.axes[0].lines[0].get_xdata()) == 3
-    comparison = nodes.plot_model_comparison(trained["metrics"])
+    comparison = charts.plot_model_comparison(trained["metrics"])
     assert [tick.get_text() for tick in comparison.axes[0].get_xticklabels()] == [
         "lstm",
-        *nodes.BASELINES,
+        *BASELINES,
     ]
 
 
@@ -74,7 +75,7 @@ def test_one_log_line_per_epoch(caplog):
 
 
 def test_stateful_training_returns_a_stateless_copy_of_its_weights():
-    from ml_lstm.pipelines.modelling.lstm_factory import build_model, stateless_copy
+    from ml_lstm.forecasting.lstm_factory import build_model, stateless_copy
 
     params = tiny(model={"stateful": True}, training={"batch_size": 16})
     result = train_and_evaluate(synthetic_features(500), params)
@@ -128,7 +129,7 @@ def test_walk_forward_folds_tile_the_end_and_the_last_fold_is_the_main_split():
     table = nodes.split_by_time(features, params)
     test_rows = table[table["split"] == "test"]
     assert last["test"]["first"] == test_rows["timestamp"].iloc[0].isoformat()
-    assert set(report["mean_mase"]) == {"lstm", *nodes.BASELINES}
+    assert set(report["mean_mase"]) == {"lstm", *BASELINES}
     assert nodes.walk_forward_report(features, tiny())["folds"] == 0
 
 

@@ -12,18 +12,17 @@ training history saved by modelling.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
+from ml_lstm.calendars import utc
+
 FIGSIZE = (10, 4.8)
 DPI = 110
-
-
-def utc_times(values: pd.Series) -> pd.Series:
-    """Timestamps (text or datetime) as tz-aware UTC datetimes."""
-    return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
 def residual_band(forecasts: pd.DataFrame, coverage: float) -> tuple[float, float]:
@@ -66,99 +65,130 @@ def bar_labels(times: pd.Series) -> list[str]:
     return list(times.dt.strftime("%Y-%m-%d %H:%M"))
 
 
-def latest_prediction_figures(
+@dataclass(frozen=True)
+class LatestPrediction:
+    """What the latest-prediction chart shows, computed once for both renderings."""
+
+    title: str
+    times: pd.Series  # UTC start of each recent bar
+    closes: pd.Series
+    earlier: pd.DataFrame  # earlier predictions for recent bars: position, predicted_close
+    target: pd.Series  # the predicted bar's start (one value)
+    target_position: int  # its place on the trading-time axis
+    predicted: float
+    band: tuple[float, float] | None  # (low, high) prices, when there is a band
+    band_label: str
+
+
+def latest_prediction(
     recent: pd.DataFrame,
-    log: pd.DataFrame,
+    latest: pd.Series,
+    earlier: pd.DataFrame,
     band: tuple[float, float] | None,
     coverage: float,
     horizon: int,
     symbol: str,
-) -> tuple[Figure, go.Figure]:
-    """Recent closes, earlier logged predictions for those bars, and the latest prediction.
-
-    `recent` has `timestamp` and `close`; `log` is the prediction log (its last row is the
-    latest prediction, `horizon` bars after the last recent bar); `band` is the (low, high)
-    log-residual band around it.
-    """
-    times = utc_times(recent["timestamp"]).reset_index(drop=True)
-    latest = log.iloc[-1]
-    target = utc_times(pd.Series([latest["target_bar_time"]]))
+) -> LatestPrediction:
+    """The chart's content: recent closes (`recent`: timestamp, close), the earlier logged
+    predictions whose target is one of those bars, and `latest` (`horizon` bars after the
+    last recent bar) with its log-residual `band`."""
+    times = utc(recent["timestamp"]).reset_index(drop=True)
+    target = utc(pd.Series([latest["target_bar_time"]]))
     predicted = float(latest["predicted_close"])
-    earlier = log.iloc[:-1]
-    position = pd.Index(times).get_indexer(utc_times(earlier["target_bar_time"]))
+    position = pd.Index(times).get_indexer(utc(earlier["target_bar_time"]))
     earlier = earlier[position >= 0].assign(position=position[position >= 0])
     title = (
         f"{symbol}: close of the bar at {target.iloc[0]:%Y-%m-%d %H:%M} UTC predicted "
         f"{predicted:.2f} ({latest['direction']}), model {latest['model_version']}"
     )
-    low = high = None
+    prices = None
     if band is not None and np.isfinite(predicted):
-        low, high = predicted * np.exp(band[0]), predicted * np.exp(band[1])
-    band_label = f"{coverage:.0%} band from test residuals"
-    target_position = len(times) - 1 + horizon
-    axis_times = pd.concat([times, target], ignore_index=True)
+        prices = (predicted * np.exp(band[0]), predicted * np.exp(band[1]))
+    return LatestPrediction(
+        title=title,
+        times=times,
+        closes=recent["close"],
+        earlier=earlier,
+        target=target,
+        target_position=len(times) - 1 + horizon,
+        predicted=predicted,
+        band=prices,
+        band_label=f"{coverage:.0%} band from test residuals",
+    )
 
-    figure, axes = _new_figure(title, "price")
-    axes.plot(np.arange(len(times)), recent["close"], color="tab:blue", label="close")
-    if not earlier.empty:
+
+def latest_prediction_png(chart: LatestPrediction) -> Figure:
+    """The chart as a matplotlib figure, bars in trading time."""
+    figure, axes = _new_figure(chart.title, "price")
+    axes.plot(np.arange(len(chart.times)), chart.closes, color="tab:blue", label="close")
+    if not chart.earlier.empty:
         axes.scatter(
-            earlier["position"],
-            earlier["predicted_close"],
+            chart.earlier["position"],
+            chart.earlier["predicted_close"],
             color="tab:gray",
             s=14,
             label="earlier predictions",
         )
-    if low is not None:
+    predicted, position = chart.predicted, chart.target_position
+    if chart.band is not None:
+        low, high = chart.band
         axes.errorbar(
-            [target_position],
+            [position],
             [predicted],
             yerr=[[predicted - low], [high - predicted]],
             color="tab:red",
             capsize=4,
-            label=band_label,
+            label=chart.band_label,
         )
-    axes.scatter([target_position], [predicted], color="tab:red", zorder=3, label="prediction")
-    bar_axis(axes, axis_times)
-    axes.set_xlim(-0.5, target_position + 1.5)
+    axes.scatter([position], [predicted], color="tab:red", zorder=3, label="prediction")
+    bar_axis(axes, pd.concat([chart.times, chart.target], ignore_index=True))
+    axes.set_xlim(-0.5, position + 1.5)
     axes.set_xlabel("bars (trading time, UTC dates)")
     axes.legend(loc="best")
+    return figure
 
-    labels = bar_labels(times)
+
+def latest_prediction_plotly(chart: LatestPrediction) -> go.Figure:
+    """The chart as a plotly figure (kedro-viz previews it), bars as categories."""
+    labels = bar_labels(chart.times)
     plot = go.Figure()
-    plot.add_scatter(x=labels, y=recent["close"], mode="lines", name="close")
-    if not earlier.empty:
+    plot.add_scatter(x=labels, y=chart.closes, mode="lines", name="close")
+    if not chart.earlier.empty:
         plot.add_scatter(
-            x=[labels[index] for index in earlier["position"]],
-            y=earlier["predicted_close"],
+            x=[labels[index] for index in chart.earlier["position"]],
+            y=chart.earlier["predicted_close"],
             mode="markers",
             name="earlier predictions",
             marker={"color": "gray", "size": 5},
         )
     error_y = None
-    if low is not None:
+    if chart.band is not None:
+        low, high = chart.band
         error_y = {
             "type": "data",
             "symmetric": False,
-            "array": [high - predicted],
-            "arrayminus": [predicted - low],
+            "array": [high - chart.predicted],
+            "arrayminus": [chart.predicted - low],
         }
     plot.add_scatter(
-        x=bar_labels(target),
-        y=[predicted],
+        x=bar_labels(chart.target),
+        y=[chart.predicted],
         mode="markers",
-        name="prediction" + (f" ({band_label})" if low is not None else ""),
+        name="prediction" + (f" ({chart.band_label})" if chart.band is not None else ""),
         marker={"color": "red", "size": 9},
         error_y=error_y,
     )
-    plot.update_layout(title=title, yaxis_title="price", xaxis={"type": "category", "nticks": 10})
-    return figure, plot
+    plot.update_layout(
+        title=chart.title, yaxis_title="price", xaxis={"type": "category", "nticks": 10}
+    )
+    return plot
 
 
 def test_range_figures(
     forecasts: pd.DataFrame, models: tuple[str, ...], symbol: str
 ) -> tuple[Figure, go.Figure]:
     """Actual closes on the test range against the LSTM's and every baseline's forecasts."""
-    times = utc_times(forecasts["target_bar_time"]).reset_index(drop=True)
+    times = utc(forecasts["target_bar_time"]).reset_index(drop=True)
     positions = np.arange(len(times))
     names = [name for name in models if forecasts[name].notna().any()]
     title = f"{symbol}: test range, actual close and each model's forecast of it"

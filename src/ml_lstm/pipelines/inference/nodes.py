@@ -1,7 +1,8 @@
 """Inference nodes: check the served model against the features, predict, backtest, plot.
 
 The served model arrives as a bundle {"version", "source", "model", "scaler", "manifest"}
-(see serving.py). TensorFlow is never imported here: the model object comes loaded.
+(see `ml_lstm.model_registry.ServedModelDataset`). TensorFlow is never imported here: the
+model object comes loaded.
 """
 
 from __future__ import annotations
@@ -9,16 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import instrument_sessions, session_bar_starts
-from ml_lstm.pipelines.modelling.nodes import (
-    BASELINES,
-    forecast_test_split,
-    scale_features,
-    to_price,
-)
+from ml_lstm.calendars import bar_after, stale_by, utc
+from ml_lstm.forecasting.baselines import BASELINES
+from ml_lstm.forecasting.forecast import forecast_rows, predict_next
+from ml_lstm.forecasting.splits import label_served_splits
 
 from . import charts
 
@@ -62,13 +59,6 @@ def check_served_model(
     else:
         logger.info("Serving %s version %s.", served_model["source"], version)
     return served_model
-
-
-def with_utc_timestamps(features: pd.DataFrame) -> pd.DataFrame:
-    """A copy of the feature table whose `timestamp` column is tz-aware UTC."""
-    table = features.copy()
-    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True, format="ISO8601")
-    return table
 
 
 def manifest_mismatches(
@@ -134,50 +124,27 @@ def predict_next_close(
 ) -> pd.DataFrame:
     """One prediction-log row: the close `horizon` bars after the last bar, and its direction.
 
-    Warns when the last bar is stale (see `stale_by`) relative to the run's start.
+    Warns when the last bar is stale (see `calendars.stale_by`) relative to the run's start.
     """
-    model, scaler, manifest = (checked_model[key] for key in ("model", "scaler", "manifest"))
+    manifest = checked_model["manifest"]
     lookback, horizon = manifest["lookback"], manifest["horizon"]
     if len(features) < lookback:
         raise ValueError(
             f"Inference needs the last {lookback} bars, the feature table has {len(features)}."
         )
-    recent = with_utc_timestamps(features.iloc[-lookback:])
-    window = scale_features(recent, scaler)[np.newaxis, :, :]
-    # One batch through the compiled predict step: `model.predict` sets up a data pipeline
-    # per call and an eager `model(window)` runs the LSTM step by step (both ~50x slower).
-    raw = float(np.asarray(model.predict_on_batch(window)).reshape(-1)[0])
-    value = raw * scaler["target_std"] + scaler["target_mean"]
-    last_close = float(recent["close"].iloc[-1])
-    predicted = float(to_price(np.array([value]), scaler["target"], np.array([last_close]))[0])
-    if scaler["target"] == "direction":
-        direction = "up" if value > 0.5 else "down"
-    else:
-        direction = "up" if predicted > last_close else "down" if predicted < last_close else "flat"
+    recent = features.iloc[-lookback:]
+    recent = recent.assign(timestamp=utc(recent["timestamp"]))
+    forecast = predict_next(checked_model["model"], recent, checked_model["scaler"])
     as_of = utc(recent["timestamp"].iloc[-1])
-    frequency = manifest["frequency"]
-    target = bar_after(as_of, horizon, instrument, frequency)
-    started = run_info.get("started_at")
-    if started is None:
-        logger.info("run_info has no started_at: data staleness not checked.")
-    else:
-        late = stale_by(as_of, utc(started), instrument, frequency, inference["stale_after"])
-        if late is not None:
-            logger.warning(
-                "%s: stale data. The last bar starts %s, but the bar after it ended %s before "
-                "this run (allowed: %s). Ingest newer bars before acting on this prediction.",
-                instrument["symbol"],
-                as_of,
-                late.floor("min"),
-                inference["stale_after"],
-            )
+    target = bar_after(as_of, horizon, instrument, manifest["frequency"])
+    warn_if_stale(as_of, run_info, instrument, manifest["frequency"], inference["stale_after"])
     logger.info(
         "%s: close of the bar starting %s predicted at %.4f (%s; last close %.4f, model %s)",
         instrument["symbol"],
         target,
-        predicted,
-        direction,
-        last_close,
+        forecast["predicted_close"],
+        forecast["direction"],
+        forecast["last_close"],
         checked_model["version"],
     )
     return pd.DataFrame(
@@ -185,9 +152,9 @@ def predict_next_close(
             {
                 "as_of_bar_time": as_of.isoformat(),
                 "target_bar_time": target.isoformat(),
-                "predicted_close": round(predicted, 6),
-                "last_close": last_close,
-                "direction": direction,
+                "predicted_close": round(forecast["predicted_close"], 6),
+                "last_close": forecast["last_close"],
+                "direction": forecast["direction"],
                 "model_version": checked_model["version"],
                 "run_id": run_info["run_id"],
             }
@@ -195,66 +162,24 @@ def predict_next_close(
     )
 
 
-def utc(value: Any) -> pd.Timestamp:
-    """`value` as a tz-aware UTC timestamp (naive values are taken to be UTC)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def bar_after(
-    bar_start: pd.Timestamp, steps: int, instrument: dict, frequency: str
-) -> pd.Timestamp:
-    """Start (UTC) of the bar `steps` bars after `bar_start`, following the instrument's
-    sessions (its calendar, extended hours included when it trades them).
-
-    Looks a week ahead first and widens the window only when that holds too few bars
-    (long closures, many steps): computing a month of bars costs more than the prediction.
-    """
-    days = 7
-    while True:
-        sessions = instrument_sessions(
-            instrument, bar_start - pd.Timedelta(days=1), bar_start + pd.Timedelta(days=days)
+def warn_if_stale(
+    as_of: pd.Timestamp, run_info: dict, instrument: dict, frequency: str, stale_after: str
+) -> None:
+    """A WARNING when the calendar says newer bars than `as_of` should have been ingested."""
+    started = run_info.get("started_at")
+    if started is None:
+        logger.info("run_info has no started_at: data staleness not checked.")
+        return
+    late = stale_by(as_of, utc(started), instrument, frequency, stale_after)
+    if late is not None:
+        logger.warning(
+            "%s: stale data. The last bar starts %s, but the bar after it ended %s before "
+            "this run (allowed: %s). Ingest newer bars before acting on this prediction.",
+            instrument["symbol"],
+            as_of,
+            late.floor("min"),
+            stale_after,
         )
-        starts = session_bar_starts(sessions, frequency)["bar_start"]
-        later = starts[starts > bar_start]
-        if len(later) >= steps:
-            return pd.Timestamp(later.iloc[steps - 1])
-        if days >= 366:
-            raise ValueError(
-                f"The {instrument['calendar']} calendar has no session {steps} bars after "
-                f"{bar_start}."
-            )
-        days = min(days * 4, 366)
-
-
-def stale_by(
-    last_bar: pd.Timestamp, now: pd.Timestamp, instrument: dict, frequency: str, stale_after: str
-) -> pd.Timedelta | None:
-    """How long ago the bar after `last_bar` should have been complete, if beyond tolerance.
-
-    Data is stale when the calendar says a newer bar has ended more than `stale_after`
-    before `now`; weekends, holidays and overnight hours never make data stale.
-    """
-    next_start = bar_after(last_bar, 1, instrument, frequency)
-    expected_end = next_start + pd.Timedelta(frequency)
-    late = now - expected_end
-    return late if late > pd.Timedelta(stale_after) else None
-
-
-def label_served_splits(features: pd.DataFrame, manifest: dict) -> pd.DataFrame:
-    """The feature table labelled with the served model's own splits.
-
-    `train` are the model's training rows (the baselines are fitted on them); `test` runs
-    from the model's first test bar to the end of the table, so bars that arrived after
-    training are forecast too; everything in between is `purged`.
-    """
-    splits = manifest["splits"]
-    times = features["timestamp"]
-    train = (times >= utc(splits["train"]["first"])) & (times <= utc(splits["train"]["last"]))
-    test = times >= utc(splits["test"]["first"])
-    table = features.copy()
-    table["split"] = np.select([train, test], ["train", "test"], default="purged")
-    return table
 
 
 def forecast_test_range(
@@ -265,12 +190,18 @@ def forecast_test_range(
     One row per test bar t: `as_of_bar_time` (t), `target_bar_time` (t + horizon bars),
     last and actual close, then the close forecast by each model (columns named as in
     modelling's test_forecasts), and the model version: a table for downstream backtests.
+    The model's own manifest says how it forecasts; `modelling` only sets the SMA window.
     """
     manifest = checked_model["manifest"]
-    settings = {key: manifest[key] for key in ("lookback", "horizon", "target")}
-    table = label_served_splits(with_utc_timestamps(features), manifest)
-    forecasts = forecast_test_split(
-        checked_model["model"], table, checked_model["scaler"], {**modelling, **settings}
+    table = features.assign(timestamp=utc(features["timestamp"]))
+    table = label_served_splits(table, manifest["splits"])
+    forecasts = forecast_rows(
+        checked_model["model"],
+        table,
+        checked_model["scaler"],
+        lookback=manifest["lookback"],
+        horizon=manifest["horizon"],
+        sma_window=modelling["baselines"]["sma_window"],
     )
     times = table["timestamp"].reset_index(drop=True)
     position = pd.Index(times).get_indexer(pd.to_datetime(forecasts["timestamp"], utc=True))
@@ -299,16 +230,18 @@ def plot_latest_prediction(
     coverage = chart["band_coverage"]
     has_prices = test_range_forecasts["lstm"].notna().any()
     band = charts.residual_band(test_range_forecasts, coverage) if has_prices else None
-    table = with_utc_timestamps(features)
+    table = features.assign(timestamp=utc(features["timestamp"]))
     times = pd.Index(table["timestamp"])
     first = test_range_forecasts.iloc[0]
     horizon = int(
         times.get_loc(utc(first["target_bar_time"])) - times.get_loc(utc(first["as_of_bar_time"]))
     )
     recent = table.iloc[-chart["recent_bars"] :]
-    return charts.latest_prediction_figures(
-        recent, predictions, band, coverage, horizon, instrument["symbol"]
+    latest, earlier = predictions.iloc[-1], predictions.iloc[:-1]
+    content = charts.latest_prediction(
+        recent, latest, earlier, band, coverage, horizon, instrument["symbol"]
     )
+    return charts.latest_prediction_png(content), charts.latest_prediction_plotly(content)
 
 
 def plot_test_range(test_range_forecasts: pd.DataFrame, instrument: dict) -> tuple[Any, Any]:

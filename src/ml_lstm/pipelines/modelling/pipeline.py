@@ -1,19 +1,18 @@
 from kedro.pipeline import Node, Pipeline
 
+from .charts import plot_model_comparison, plot_training_history
 from .nodes import (
     build_manifest,
-    decide_promotion,
     evaluate_forecasts,
     fit_scaler,
     forecast_test_split,
-    plot_model_comparison,
-    plot_training_history,
     retrain_lstm,
     select_recent_window,
     split_by_time,
     train_lstm,
     walk_forward_report,
 )
+from .promotion import decide_promotion
 
 
 def _evaluate_register_promote(table: str) -> list[Node]:

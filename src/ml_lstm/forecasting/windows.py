@@ -1,29 +1,9 @@
-"""Labels and sliding windows over a feature matrix, as zero-copy views (no Python loops)."""
+"""Sliding windows over a feature matrix, as zero-copy views (no Python loops)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-TARGETS = ("log_return", "price", "direction")
-
-
-def target_values(table: pd.DataFrame, target: str, horizon: int) -> np.ndarray:
-    """The label of each row: what happens `horizon` bars after it (NaN at the end).
-
-    `log_return` is log(close[t+h] / close[t]), `price` is close[t+h], and `direction` is
-    1.0 when close[t+h] > close[t], else 0.0 (a flat move counts as "not up").
-    """
-    close = table["close"].to_numpy(dtype="float64")
-    future = np.full_like(close, np.nan)
-    future[: len(close) - horizon] = close[horizon:]
-    if target == "log_return":
-        return np.log(future / close)
-    if target == "price":
-        return future
-    if target == "direction":
-        return np.where(np.isnan(future), np.nan, (future > close).astype("float64"))
-    raise ValueError(f"Unknown modelling.target {target!r}: expected one of {list(TARGETS)}.")
 
 
 def window_view(matrix: np.ndarray, lookback: int) -> np.ndarray:

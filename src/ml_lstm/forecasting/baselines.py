@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Every baseline, in the order reports list them.
+BASELINES = ("persistence", "drift", "sma", "linear")
+
 
 def persistence_forecast(close: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The last known close, for each row."""

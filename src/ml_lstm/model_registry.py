@@ -9,22 +9,20 @@ folder per run id):
     champion.json            {"version": ..., "metric": ..., "score": ..., ...}
 
 `ChampionDataset` loads the champion's model, scaler and manifest (None when there is no
-champion); `ChampionRecordDataset` writes `champion.json` atomically. List the registry:
+champion); `ChampionRecordDataset` writes `champion.json` atomically; `ServedModelDataset`
+loads what inference serves (a pinned version, else the champion). List the registry with
+the project command `kedro models list` (see cli.py).
 
-    python -m ml_lstm.pipelines.modelling.registry list --instrument nvda
-
-Keras is imported only when a champion model is actually loaded.
+Keras is imported only when a model is actually loaded.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import AbstractDataset, DatasetError, Version
 
 from ml_lstm.datasets import write_text_atomically
 
@@ -57,17 +55,23 @@ def read_champion(root: Path) -> dict[str, Any] | None:
     return read_json(path)
 
 
-def list_versions(root: Path) -> list[dict[str, Any]]:
-    """The manifest of every stored version, oldest first."""
+def stored_versions(root: Path) -> list[str]:
+    """Versions with a manifest in the registry at `root`, oldest first."""
     folder = root / MANIFEST_FILE
     if not folder.is_dir():
         return []
-    manifests = []
-    for version in sorted(path.name for path in folder.iterdir() if path.is_dir()):
-        path = _version_file(root, MANIFEST_FILE, version)
-        if path.is_file():
-            manifests.append(read_json(path))
-    return manifests
+    return sorted(
+        path.name
+        for path in folder.iterdir()
+        if path.is_dir() and _version_file(root, MANIFEST_FILE, path.name).is_file()
+    )
+
+
+def list_versions(root: Path) -> list[dict[str, Any]]:
+    """The manifest of every stored version, oldest first."""
+    return [
+        read_json(_version_file(root, MANIFEST_FILE, version)) for version in stored_versions(root)
+    ]
 
 
 def load_version(root: Path, version: str, compile_model: bool = True) -> dict[str, Any]:
@@ -170,46 +174,77 @@ def registry_table(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _format(value: Any, column: str = "") -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, bool):
-        return "*" if value else ""
-    if value is None:
-        return "-"
-    # A short commit hash is enough to find it; versions are shown whole, since they are
-    # what --params inference.model_version=<version> takes.
-    return str(value)[:12] if column == "git_commit" else str(value)
+class ServedModelDataset(AbstractDataset[None, dict[str, Any]]):
+    """Read-only: {"version", "source", "model", "scaler", "manifest"} of the served model.
 
+    A version is pinned for one run with Kedro's own flag or with a runtime parameter:
 
-def main(argv: list[str] | None = None) -> int:
-    """`list`: the versions of one instrument's registry, their test scores and the champion."""
-    parser = argparse.ArgumentParser(prog="python -m ml_lstm.pipelines.modelling.registry")
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="versions, test metrics, champion")
-    listing.add_argument("--instrument", required=True, help="instrument key, e.g. nvda")
-    listing.add_argument("--models-dir", default="data/06_models", help="registry root folder")
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    root = Path(args.models_dir) / args.instrument
-    rows = registry_table(root)
-    if args.json:
-        print(json.dumps({"champion": read_champion(root), "versions": rows}, indent=2))
-        return 0
-    if not rows:
-        print(f"No model versions under {root}: run `kedro run --pipelines modelling` first.")
-        return 0
-    columns = list(rows[0])
-    widths = {
-        name: max(len(name), *(len(_format(row[name], name)) for row in rows)) for name in columns
-    }
-    print("  ".join(name.ljust(widths[name]) for name in columns))
-    for row in rows:
-        print("  ".join(_format(row[name], name).ljust(widths[name]) for name in columns))
-    champion = read_champion(root)
-    print(f"champion: {champion['version'] if champion else 'none'}")
-    return 0
+        kedro run --pipelines inference --load-versions nvda.served_model:<version>
+        kedro run --pipelines inference --params inference.model_version=<version>
 
+    `source` is "pinned" or "champion" (the version named by `champion.json`). A pinned
+    version must be one the registry lists: it is never joined into a path unchecked. The
+    bundle is loaded once per catalog: every inference node that takes it sees one model.
+    """
 
-if __name__ == "__main__":
-    sys.exit(main())
+    def __init__(
+        self,
+        path: str,
+        pinned_version: str | None = None,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._root = Path(PurePosixPath(path))
+        self._pinned = (version.load if version else None) or pinned_version
+        self._loaded: dict[str, Any] | None = None
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Any]:
+        if self._loaded is None:
+            self._loaded = self._load_bundle()
+        return self._loaded
+
+    def _chosen_version(self) -> tuple[str, str]:
+        stored = stored_versions(self._root)
+        if self._pinned:
+            version = str(self._pinned)
+            if version not in stored:
+                raise DatasetError(
+                    f"Pinned model version {version!r} is not in the registry at "
+                    f"{self._root}. Stored versions: {stored or 'none'}. Pin one of them "
+                    "(--params inference.model_version=<version>), or drop the pin to serve "
+                    "the champion."
+                )
+            return version, "pinned"
+        record = read_champion(self._root)
+        if record is None:
+            raise DatasetError(
+                f"No champion in {self._root / CHAMPION_FILE}: run `kedro run --pipelines "
+                "modelling` (the first model is promoted), or pin a stored version with "
+                f"--params inference.model_version=<version>. Stored versions: {stored or 'none'}."
+            )
+        return record["version"], "champion"
+
+    def _load_bundle(self) -> dict[str, Any]:
+        version, source = self._chosen_version()
+        try:
+            # compile=False: serving only predicts, and skips rebuilding the optimizer.
+            bundle = load_version(self._root, version, compile_model=False)
+        except FileNotFoundError as error:
+            raise DatasetError(
+                f"The {source} model version {version!r} is incomplete or absent in "
+                f"{self._root}: missing {error.args[0]}. Stored versions: "
+                f"{stored_versions(self._root) or 'none'}."
+            ) from None
+        return {"version": version, "source": source, **bundle}
+
+    def save(self, data: None) -> None:
+        raise DatasetError("ServedModelDataset is read-only: models are saved by modelling.")
+
+    def _exists(self) -> bool:
+        if self._pinned:
+            return str(self._pinned) in stored_versions(self._root)
+        return read_champion(self._root) is not None
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._root), "pinned_version": self._pinned}

@@ -9,7 +9,12 @@ import logging
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
+
+from .lstm_factory import build_model, stateless_copy
+from .scaling import scale_features, scaled_labels
+from .windows import split_windows
 
 logger = logging.getLogger(__name__)
 
@@ -123,3 +128,57 @@ def fit_model(
         "train_samples": len(x_train),
         "validation_samples": len(x_val),
     }
+
+
+def fit_on_splits(
+    model: keras.Model,
+    table: pd.DataFrame,
+    scaler: dict,
+    lookback: int,
+    horizon: int,
+    training: dict,
+) -> dict:
+    """Fits `model` on the `train` windows of `table`, early-stopped on its `validation`
+    windows (see fit_model); stateful when the model was built so."""
+    scaled = scale_features(table, scaler)
+    labels = scaled_labels(table, scaler, horizon)
+    x_train, y_train, _ = split_windows(table, scaled, labels, "train", lookback)
+    x_val, y_val, _ = split_windows(table, scaled, labels, "validation", lookback)
+    stateful = any(getattr(layer, "stateful", False) for layer in model.layers)
+    return fit_model(model, (x_train, y_train), (x_val, y_val), training, stateful=stateful)
+
+
+def servable(model: keras.Model, config: dict, history: dict) -> keras.Model:
+    """The trained model as it is saved and served: a stateful one as a stateless copy of
+    its weights (any batch size). Logs where training stopped."""
+    logger.info(
+        "Trained %d epochs on %d windows; best val_loss %.5f at epoch %d",
+        history["epochs_run"],
+        history["train_samples"],
+        min(history["val_loss"]),
+        history["best_epoch"],
+    )
+    return stateless_copy(model, config) if config.get("stateful") else model
+
+
+def train_model(
+    table: pd.DataFrame,
+    scaler: dict,
+    config: dict,
+    training: dict,
+    lookback: int,
+    horizon: int,
+    seed: int,
+    initial_weights: list[np.ndarray] | None = None,
+) -> tuple[keras.Model, dict]:
+    """A model built from `config` (seeded), fitted on `table`'s train/validation windows.
+
+    With `initial_weights` it starts from them (a warm start) instead of a fresh
+    initialisation. Returns the servable model and its training history.
+    """
+    make_reproducible(seed)
+    model = build_model(config)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
+    history = fit_on_splits(model, table, scaler, lookback, horizon, training)
+    return servable(model, config, history), history

@@ -23,9 +23,16 @@ Definitions (every model is scored on the same test rows t, forecasting close[t+
 
 from __future__ import annotations
 
+import logging
 import math
+from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from .baselines import BASELINES
+
+logger = logging.getLogger(__name__)
 
 Z_95 = 1.959963984540054
 
@@ -145,3 +152,88 @@ def promotion_score(metrics: dict) -> tuple[str, float | None]:
     if lstm.get("mase") is not None:
         return "mase", lstm["mase"]
     return "log_loss", lstm.get("log_loss")
+
+
+def score_forecasts(forecasts: pd.DataFrame, scale: float) -> dict[str, dict[str, Any]]:
+    """Metrics of the LSTM and every baseline column of `forecasts`, on the same rows."""
+    actual, last = forecasts["actual_close"], forecasts["last_close"]
+    persistence_mae = float(np.abs(actual - forecasts["persistence"]).mean())
+    scores = {}
+    for name in ("lstm", *BASELINES):
+        probability = f"{name}_up_probability"
+        if probability in forecasts:
+            scores[name] = probability_metrics(actual, forecasts[probability], last)
+        else:
+            scores[name] = price_metrics(actual, forecasts[name], last, scale, persistence_mae)
+    return scores
+
+
+def evaluate(
+    forecasts: pd.DataFrame, train_close: np.ndarray, target: str, horizon: int
+) -> dict[str, dict[str, Any]]:
+    """Metrics of every model on `forecasts`' rows, plus an `evaluation` block: the rows,
+    the MASE scale (from the training closes), the verdict and Diebold-Mariano against
+    persistence (price targets)."""
+    scale = naive_scale(train_close, horizon)
+    metrics: dict[str, dict[str, Any]] = score_forecasts(forecasts, scale)
+    timestamps = pd.to_datetime(forecasts["timestamp"], utc=True)
+    metrics["evaluation"] = {
+        "split": "test",
+        "rows": len(forecasts),
+        "first": timestamps.iloc[0].isoformat(),
+        "last": timestamps.iloc[-1].isoformat(),
+        "target": target,
+        "horizon": horizon,
+        "mase_scale": scale,
+        "lstm_beats_persistence": lstm_beats_persistence(metrics),
+    }
+    if metrics["lstm"]["mase"] is not None:
+        metrics["evaluation"]["diebold_mariano_vs_persistence"] = diebold_mariano(
+            forecasts["actual_close"], forecasts["lstm"], forecasts["persistence"], horizon
+        )
+    return metrics
+
+
+def log_verdict(metrics: dict) -> None:
+    """One line per model, then whether the LSTM beats persistence, and how surely."""
+    for name in ("lstm", *BASELINES):
+        row = metrics[name]
+        logger.info(
+            "test %-11s MAE %s  RMSE %s  MAPE %s  MASE %s  direction %s",
+            name,
+            *(_fmt(row[key]) for key in ("mae", "rmse", "mape", "mase")),
+            _fmt_direction(row),
+        )
+    evaluation, lstm = metrics["evaluation"], metrics["lstm"]
+    beats, rows = evaluation["lstm_beats_persistence"], evaluation["rows"]
+    if lstm["mase"] is not None:
+        test = evaluation["diebold_mariano_vs_persistence"]
+        logger.info(
+            "Verdict on %d test rows: the LSTM %s persistence (MASE %.4f vs %.4f; "
+            "Diebold-Mariano p = %.3g, %s at 5%%).",
+            rows,
+            "BEATS" if beats else "does NOT beat",
+            lstm["mase"],
+            metrics["persistence"]["mase"],
+            test["p_value"],
+            "significant" if test["p_value"] < 0.05 else "NOT significant",
+        )
+    else:
+        logger.info(
+            "Verdict on %d test rows: the direction LSTM %s (accuracy %s; skill needs the "
+            "95%% interval above 0.5).",
+            rows,
+            "has directional skill" if beats else "shows NO directional skill",
+            _fmt_direction(lstm),
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _fmt_direction(row: dict) -> str:
+    interval = row["directional_accuracy_ci95"]
+    if row["directional_accuracy"] is None:
+        return "-"
+    return f"{row['directional_accuracy']:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
