@@ -42,7 +42,7 @@ def backfill_from_simulator(concurrency: int, separate_process: bool = False) ->
     from ml_lstm.ib_client import HistoricalBarsClient
     from ml_lstm.ib_connection import ConnectionSettings, RequestSettings
     from ml_lstm.pacing import PacingRules
-    from ml_lstm.pipelines.ingestion.tws_simulator import (
+    from ml_lstm.tws_simulator import (
         Faults,
         SimulatorProcess,
         SimulatorThread,

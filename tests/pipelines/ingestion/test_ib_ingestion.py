@@ -27,7 +27,7 @@ from ingestion_support import (
 from ml_lstm.ib_data import IngestionError
 from ml_lstm.pacing import PacingBook, PacingRules
 from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
-from ml_lstm.pipelines.ingestion.tws_simulator import (
+from ml_lstm.tws_simulator import (
     ORDER_MESSAGES,
     ORDER_STATE_REQUESTS,
     PLACE_ORDER,

@@ -1,12 +1,15 @@
-"""The simulator run standalone (`python -m ...tws_simulator`), as the README tells users to,
+"""The simulator run standalone (`python -m ml_lstm.tws_simulator`), as the README tells users to,
 with the `ib` source (what `kedro run --env ib` uses) connecting to it through IB_PORT."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from ingestion_support import assert_stored_equal_market, ingestion_parameters, run_ingestion
 from support import PROJECT_ROOT
 
-from ml_lstm.pipelines.ingestion.tws_simulator import SimulatorProcess
+from ml_lstm.tws_simulator import SimulatorProcess
 
 
 def test_ib_source_backfills_from_the_standalone_simulator(
@@ -40,3 +43,14 @@ def test_simulator_reports_a_bad_command_line(tmp_path):
     else:
         process.stop()
         raise AssertionError("the simulator started with an invalid command line")
+
+
+def test_the_simulator_and_the_ib_client_import_no_pipeline():
+    # Infrastructure: the ingestion pipeline imports them, never the other way round.
+    script = (
+        "import sys\n"
+        "import ml_lstm.tws_simulator, ml_lstm.ib_client\n"
+        "loaded = sorted(name for name in sys.modules if name.startswith('ml_lstm.pipelines'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

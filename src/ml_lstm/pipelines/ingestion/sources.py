@@ -103,7 +103,7 @@ def _simulator(
     batch_size: int,
     now: pd.Timestamp,
 ) -> Iterator[list[SessionResult]]:
-    from .tws_simulator import Faults, SimulatorThread, instrument_from_parameters
+    from ml_lstm.tws_simulator import Faults, SimulatorThread, instrument_from_parameters
 
     simulated = instrument_from_parameters(instrument, int(ingestion["seed"]))
     faults = Faults.from_parameters(ingestion.get("simulator"))
