@@ -24,6 +24,7 @@ from ib_insync.objects import BarDataList
 from ib_insync.wrapper import RequestError
 
 from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
+from ml_lstm.calendars import utc
 from ml_lstm.ib_connection import ConnectionSettings, RequestSettings, hide_connection_in_logs
 from ml_lstm.ib_data import IngestionError, bars_to_frame, build_contract, describe
 from ml_lstm.pacing import PacingLimiter
@@ -183,8 +184,7 @@ class HistoricalBarsClient:
                 "%s: no head timestamp (%s); fetching every session", self.contract.symbol, error
             )
             return None
-        stamp = pd.Timestamp(head)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = utc(head)
         logger.info("%s: data available from %s", self.contract.symbol, stamp)
         return stamp
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from ml_lstm.calendars import get_calendar, trading_sessions
+from ml_lstm.calendars import get_calendar, trading_sessions, utc
 from ml_lstm.ib_data import build_contract
 from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 
@@ -72,7 +72,7 @@ class FrameFeed:
         missing = set(BAR_COLUMNS) - set(bars.columns)
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)} for the simulator.")
-        bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True, format="ISO8601")
+        bars["timestamp"] = utc(bars["timestamp"])
         return cls(bars, calendar)
 
     def bars_between(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

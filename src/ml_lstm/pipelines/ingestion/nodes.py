@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 
 from ml_lstm.backfill import SessionResult, SessionStatus, expected_minutes
-from ml_lstm.calendars import instrument_sessions
+from ml_lstm.calendars import instrument_sessions, utc
 
 from .sources import fetch_sessions, session_windows, source_label
 
@@ -40,7 +40,7 @@ def plan_backfill(
     when it holds at least (1 - completeness_tolerance) of the calendar's minutes. Sessions
     without data, and sessions that failed `max_attempts` runs, are not asked for again.
     """
-    end = ingestion.get("end_date") or _today(instrument, run_started(run_info))
+    end = ingestion.get("end_date") or _today(instrument, utc(run_info["started_at"]))
     schedule = instrument_sessions(instrument, ingestion["start_date"], end)
     entries = ledger.get("sessions", {})
     tolerance = float(ingestion.get("completeness_tolerance", 0.05))
@@ -103,7 +103,7 @@ def fetch_minute_bars(
     at most the batch in flight. A stored session is only replaced by one with more bars.
     The run's start time is "now": a session closing after it is `partial`.
     """
-    now = run_started(run_info)
+    now = utc(run_info["started_at"])
     ledger = {"sessions": dict(ledger.get("sessions", {}))}
     windows = session_windows(instrument, [item["session"] for item in plan])
     stored_bars = {item["session"]: item["stored_bars"] for item in plan}
@@ -169,12 +169,6 @@ def _ledger_entry(
     if result.error:
         entry["error"] = result.error
     return entry
-
-
-def run_started(run_info: dict) -> pd.Timestamp:
-    """The run's single "now" (UTC), stamped by the run-info hook when the run began."""
-    started = pd.Timestamp(run_info["started_at"])
-    return started.tz_localize("UTC") if started.tzinfo is None else started.tz_convert("UTC")
 
 
 def _today(instrument: dict, now: pd.Timestamp) -> str:
