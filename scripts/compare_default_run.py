@@ -1,12 +1,13 @@
 """Does the default run still write the same files? Compares two versions of the code.
 
-    python scripts/compare_default_run.py --reference <git revision> [--params k=v,...]
+    python scripts/compare_default_run.py --reference <git revision> [--current <revision>]
+        [--params k=v,...]
 
 Runs `kedro run` (the built-in default: the TWS simulator, no broker) twice, each in a
 throw-away copy of the project: once with the code and configuration at the reference
 revision (`git archive`), once with the working tree (tracked and untracked, not ignored,
-files). Then it compares every file under `data/`, byte for byte, after taking out what
-differs by design between two runs:
+files) or, with `--current`, another revision. Then it compares every file under `data/`,
+byte for byte, after taking out what differs by design between two runs:
 
 - the run's version stamp (Kedro's save version, also the model version and run id): both
   runs get the same one, `FIXED_VERSION`, so that charts which print it compare too;
@@ -146,6 +147,7 @@ def compare(reference: dict[str, bytes], current: dict[str, bytes]) -> list[str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", required=True, help="git revision to compare with")
+    parser.add_argument("--current", help="git revision to check (default: the working tree)")
     parser.add_argument("--params", help="runtime params for both runs, as kedro run takes them")
     parser.add_argument("--keep", type=Path, help="leave both projects in this folder")
     args = parser.parse_args(argv)
@@ -155,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     export_revision(args.reference, reference_project)
-    export_working_tree(current_project)
+    if args.current:
+        export_revision(args.current, current_project)
+    else:
+        export_working_tree(current_project)
     for project in (reference_project, current_project):
         run_default(project, args.params)
     reference = normalised_files(reference_project / "data")
