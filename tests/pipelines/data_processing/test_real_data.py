@@ -73,6 +73,19 @@ def test_alpaca_nvda_extended_hours_chunks_restart_features():
     assert result["listing"]["stretches"] == 6
     first_bar = result["hourly"].iloc[0]
     assert first_bar["timestamp"] == pd.Timestamp("2022-01-03 09:00", tz="UTC")  # 04:00 ET
+    # Extended sessions open on the hour: each hourly bar is the plain aggregation of the
+    # real prints of its clock hour, whatever minutes were filled around them.
+    real = result["bars"]
+    reference = real.groupby(real["timestamp"].dt.floor("60min")).agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+    )
+    hourly = result["hourly"].set_index("timestamp")[reference.columns]
+    assert result["gaps"]["summary"]["filled_minutes"] > 500
+    pd.testing.assert_frame_equal(hourly, reference, check_dtype=False, check_names=False)
 
 
 def test_alpaca_nvda_regular_hours_leaves_extended_bars_out():

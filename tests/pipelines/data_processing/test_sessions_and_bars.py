@@ -169,6 +169,51 @@ def test_gaps_are_found_filled_from_the_past_and_never_across_sessions():
     assert first_bar["filled_share"] == pytest.approx(3 / 60)
 
 
+def priced_minutes(minutes: pd.DatetimeIndex, opens: list[float]) -> pd.DataFrame:
+    """One bar per minute opening at `opens[i]`, closing 0.05 higher, range +-0.1."""
+    open_ = np.array(opens)
+    return pd.DataFrame(
+        {
+            "timestamp": minutes,
+            "open": open_,
+            "high": open_ + 0.1,
+            "low": open_ - 0.1,
+            "close": open_ + 0.05,
+            "volume": np.full(len(minutes), 10.0),
+        }
+    )
+
+
+def test_filled_minutes_never_set_a_bars_prices():
+    # The price jumps from 100 to 102 across the top of the hour and the hour's first two
+    # minutes are missing: they are filled flat at 100.05, a price that never traded then.
+    day = session_minutes("XNYS", "2024-03-05")[:120]
+    kept = np.r_[0:60, 62:120]
+    bars = priced_minutes(day[kept], [100.0] * 60 + [102.0] * 58)
+    _, filled, hourly = process(bars)
+    assert filled["filled"].sum() == 2
+    second = hourly.iloc[1]
+    assert second["timestamp"] == utc("2024-03-05 15:30")
+    # Prices and volume from the real prints 15:32 .. 16:29 only.
+    assert second[["open", "high", "low", "close"]].tolist() == pytest.approx(
+        [102.0, 102.1, 101.9, 102.05]
+    )
+    assert second["volume"] == 58 * 10
+    assert second["minutes"] == 60 and second["filled_share"] == pytest.approx(2 / 60)
+
+    # 5-minute bars: 09:35 .. 09:39 are all filled, so that bar has no real print at all. It
+    # stays flat at the last close, without volume, and filled_share 1.0 flags it.
+    kept = np.r_[0:5, 10:120]
+    bars = priced_minutes(day[kept], [100.0] * 5 + [102.0] * 110)
+    _, _, bars_5min = process(bars, frequency="5min")
+    empty, after = bars_5min.iloc[1], bars_5min.iloc[2]
+    assert empty["timestamp"] == utc("2024-03-05 14:35")
+    assert empty[["open", "high", "low", "close"]].tolist() == [100.05] * 4
+    assert empty["volume"] == 0 and empty["filled_share"] == 1.0 and empty["minutes"] == 5
+    assert after["open"] == 102.0 and after["filled_share"] == 0.0
+    assert (bars_5min["filled_share"] < 1).sum() == len(bars_5min) - 1
+
+
 def test_a_session_in_progress_counts_only_what_has_happened():
     day = session_minutes("XNYS", "2024-03-05")  # 14:30-21:00 UTC
     bars = minute_bars(day[day < utc("2024-03-05 19:45")])  # ingested up to 14:45 ET
@@ -234,6 +279,10 @@ def test_resampling_invariants(case):
     if len(minutes) == 0:
         return
     bars = minute_bars(minutes, seed=seed)
+    # Each minute opens away from the last close (as real prints do), so a filled minute's
+    # price differs from the next real open.
+    jump = 1 + np.random.default_rng(seed).uniform(-0.01, 0.01, len(bars))
+    bars[["open", "high", "low", "close"]] *= jump[:, None]
     _, filled, hourly = process(bars, frequency=frequency)
     sessions = trading_sessions("XNYS", "2024-11-26", "2024-12-02")
     session_open = sessions["open"].reindex(pd.DatetimeIndex(hourly["session"])).to_numpy()
@@ -247,6 +296,14 @@ def test_resampling_invariants(case):
             (filled["timestamp"] >= bar.timestamp) & (filled["timestamp"] < bar.bar_end)
         ]
         assert len(inside) == bar.minutes
-        assert bar.low == inside["low"].min() and bar.high == inside["high"].max()
+        assert bar.filled_share == pytest.approx(inside["filled"].mean())
+        # Prices from the real prints of the bar. Every bar here has one: a fill follows a
+        # real print of its session and lasts at most 5 minutes, and bars are 15 or longer.
+        real = inside[~inside["filled"]]
+        assert [bar.open, bar.high, bar.low, bar.close] == [
+            real["open"].iloc[0],
+            real["high"].max(),
+            real["low"].min(),
+            real["close"].iloc[-1],
+        ]
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
-        assert inside["low"].min() >= bars["low"].min() and bar.high <= bars["high"].max()

@@ -3,6 +3,12 @@
 Bars are aligned to each session's open and cut at its close, so no bar spans two sessions
 and the last bar of an early-close session is shorter. A bar without any minute (a long
 gap) has no row.
+
+Prices and volume come from real prints only: a minute filled from the last close (see
+gaps.py) counts in `minutes` and `filled_share` but never sets a bar's open, high, low or
+close, since that price did not trade in the bar. A bar holding filled minutes only
+(`filled_share` 1.0, e.g. a five-minute gap in 5min bars) has no real print at all: it is
+flat at the last close before it, with volume 0.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def resample_minutes(
     last = np.append(first[1:], len(bar_start)) - 1
     minutes = last - first + 1
     filled = bars["filled"].to_numpy() if "filled" in bars.columns else np.zeros(len(bars), bool)
+    prices = real_print_prices(bars, filled, first, last)
     labels = pd.DatetimeIndex(sessions.index).strftime("%Y-%m-%d").to_numpy()
     volume = np.add.reduceat(bars["volume"].to_numpy(dtype="float64"), first)
     if np.array_equal(volume, np.round(volume)):
@@ -52,12 +59,33 @@ def resample_minutes(
             "timestamp": pd.to_datetime(bar_start[first], utc=True),
             "bar_end": pd.to_datetime(bar_end, utc=True),
             "session": labels[session[first]],
-            "open": bars["open"].to_numpy()[first],
-            "high": np.maximum.reduceat(bars["high"].to_numpy(), first),
-            "low": np.minimum.reduceat(bars["low"].to_numpy(), first),
-            "close": bars["close"].to_numpy()[last],
+            **prices,
             "volume": volume,
             "minutes": minutes,
             "filled_share": np.add.reduceat(filled.astype(np.int64), first) / minutes,
         }
     )
+
+
+def real_print_prices(
+    bars: pd.DataFrame, filled: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Open, high, low and close of each bar (rows `first` .. `last` of `bars`) from its
+    real minutes; a bar with filled minutes only keeps their flat price, the last close."""
+    real = ~filled
+    positions = np.arange(len(bars))
+    # The first real minute at or after each row, and the last one at or before it.
+    next_real = np.minimum.accumulate(np.where(real, positions, len(bars))[::-1])[::-1]
+    previous_real = np.maximum.accumulate(np.where(real, positions, -1))
+    has_real = next_real[first] <= last
+    open_row = np.where(has_real, next_real[first], first)
+    close_row = np.where(has_real, previous_real[last], last)
+    high, low = bars["high"].to_numpy(), bars["low"].to_numpy()
+    real_high = np.maximum.reduceat(np.where(real, high, -np.inf), first)
+    real_low = np.minimum.reduceat(np.where(real, low, np.inf), first)
+    return {
+        "open": bars["open"].to_numpy()[open_row],
+        "high": np.where(has_real, real_high, high[first]),
+        "low": np.where(has_real, real_low, low[first]),
+        "close": bars["close"].to_numpy()[close_row],
+    }
