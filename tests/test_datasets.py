@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pandas as pd
 import pytest
 from kedro.io import DatasetError
+from writer_processes import KILL_AFTER_BYTES, save_killed_mid_write, was_killed_mid_write
 
 from ml_lstm.datasets import AppendOnlyCSVDataset, AtomicCSVDataset, SessionPartitionsDataset
 
@@ -21,18 +25,26 @@ def test_atomic_csv_round_trip_leaves_no_temporary_file(tmp_path):
     assert [path.name for path in (tmp_path / "sub").iterdir()] == ["bars.csv"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kills the writer through RLIMIT_FSIZE")
 def test_failed_write_keeps_the_previous_file(tmp_path):
     dataset = AtomicCSVDataset(filepath=str(tmp_path / "bars.csv"))
     dataset.save(bars("2024-01-02T14:30:00Z", 10.5))
 
-    class Unwritable(pd.DataFrame):
-        def to_csv(self, *args, **kwargs):
-            raise OSError("disk full")
+    writer = save_killed_mid_write(
+        """
+        from ml_lstm.datasets import AtomicCSVDataset
+        dataset = AtomicCSVDataset(filepath=sys.argv[1])
+        frame = big_frame()
+        """,
+        "dataset.save(frame)",
+        str(tmp_path / "bars.csv"),
+    )
 
-    with pytest.raises(DatasetError):
-        dataset.save(Unwritable(bars("2024-01-02T14:31:00Z", 11.0)))
+    assert was_killed_mid_write(writer), writer.stderr
     assert dataset.load()["close"].tolist() == [10.5]
-    assert [path.name for path in tmp_path.iterdir()] == ["bars.csv"]
+    # The killed writer's bytes went to its temporary, never to bars.csv.
+    partial = [path for path in tmp_path.iterdir() if path.name != "bars.csv"]
+    assert [path.stat().st_size for path in partial] == [KILL_AFTER_BYTES]
 
 
 def test_session_partitions_start_empty_and_ignore_partial_writes(tmp_path):
@@ -59,6 +71,66 @@ def test_prediction_log_only_grows(tmp_path):
 
     assert path.read_bytes().startswith(first_bytes)
     assert log.load()["as_of"].tolist() == ["a", "b"]
+
+
+def test_prediction_log_holds_exactly_the_rows_written(tmp_path):
+    path = tmp_path / "predictions.csv"
+    first = pd.DataFrame({"as_of": ["a", "b"], "predicted_close": [1.25, 1.5]})
+    second = pd.DataFrame({"as_of": ["c"], "predicted_close": [1.75]})
+    log = AppendOnlyCSVDataset(filepath=str(path))
+
+    log.save(first)
+    log.save(second)
+
+    expected = first.to_csv(index=False) + second.to_csv(index=False, header=False)
+    assert path.read_bytes() == expected.encode("utf-8")
+
+
+def test_a_log_edited_without_its_last_newline_gets_rows_on_their_own_line(tmp_path):
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(b"as_of,predicted_close\na,1.25")
+
+    AppendOnlyCSVDataset(filepath=str(path)).save(
+        pd.DataFrame({"as_of": ["b"], "predicted_close": [1.5]})
+    )
+
+    assert path.read_bytes() == b"as_of,predicted_close\na,1.25\nb,1.5\n"
+
+
+def test_prediction_log_appends_in_place_for_a_reader_following_it(tmp_path):
+    # `tail -f predictions.csv` keeps reading the file it opened: a log rewritten through a
+    # new file would leave it on the old one.
+    path = tmp_path / "predictions.csv"
+    log = AppendOnlyCSVDataset(filepath=str(path))
+    log.save(pd.DataFrame({"as_of": ["a"], "predicted_close": [1.25]}))
+    inode = path.stat().st_ino
+
+    with open(path, "rb") as follower:
+        assert follower.read() == b"as_of,predicted_close\na,1.25\n"
+        log.save(pd.DataFrame({"as_of": ["b"], "predicted_close": [1.5]}))
+        assert follower.read() == b"b,1.5\n"
+    assert path.stat().st_ino == inode
+
+
+def _bytes_read_by_this_process() -> int:
+    with open("/proc/self/io") as stats:
+        return int(next(line for line in stats if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/io")
+def test_an_append_does_not_read_the_earlier_rows(tmp_path):
+    log = AppendOnlyCSVDataset(filepath=str(tmp_path / "predictions.csv"))
+    rows = 200_000
+    log.save(pd.DataFrame({"as_of": [f"2024-01-02T14:{i % 60:02d}" for i in range(rows)]}))
+    log.save(pd.DataFrame({"as_of": ["warm-up"]}))
+    log_size = (tmp_path / "predictions.csv").stat().st_size
+
+    before = _bytes_read_by_this_process()
+    log.save(pd.DataFrame({"as_of": ["latest"]}))
+    read = _bytes_read_by_this_process() - before
+
+    assert log_size > 3_000_000
+    assert read < 64 * 1024, f"one append read {read} bytes of a {log_size}-byte log"
 
 
 def test_prediction_log_refuses_rows_with_other_columns(tmp_path):

@@ -1,59 +1,33 @@
 """Project datasets: atomic CSV files, per-session partitions, and an append-only log.
 
-Writes go to a temporary file in the target folder and are moved into place with
-`os.replace`, so a killed run never leaves a half-written file behind. These datasets are
+Writes go through `ml_lstm.atomic_files`: a temporary file in the target folder moved into
+place with `os.replace`, so a killed run never leaves a half-written file behind, and each
+dataset removes what killed runs left in its folder when it is created. These datasets are
 for local paths, which is where ml_lstm keeps its data.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 from kedro.io.core import get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import PartitionedDataset
 
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary sibling and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `<path>.lock` (POSIX; a no-op where fcntl is absent)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: one run at a time is the user's to ensure
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from ml_lstm.atomic_files import (
+    atomic_folder,
+    locked,
+    remove_stale_temporaries,
+    write_text_atomically,
+)
 
 
 class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -72,6 +46,7 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._load_args = dict(load_args or {})
         self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
         self.metadata = metadata
+        remove_stale_temporaries(self._filepath.parent)
 
     def load(self) -> pd.DataFrame:
         return pd.read_csv(self._filepath, **self._load_args)
@@ -97,6 +72,7 @@ class SessionPartitionsDataset(PartitionedDataset):
         kwargs.setdefault("dataset", {"type": AtomicCSVDataset})
         kwargs.setdefault("filename_suffix", ".csv")
         super().__init__(path=path, **kwargs)
+        remove_stale_temporaries(Path(PurePosixPath(path)))
 
     def load(self) -> dict[str, Any]:
         if not self._filesystem.exists(self._normalized_path):
@@ -223,39 +199,50 @@ class SessionTableDataset(AbstractDataset[None, pd.DataFrame]):
 class AppendOnlyCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """A CSV log that only grows: `save` appends the given rows, never rewrites earlier ones.
 
-    The first save writes the header; later saves must carry the same columns in the same
-    order. The append itself is atomic: the old bytes plus the new rows go to a temporary
-    file that replaces the log, so the earlier rows stay byte-for-byte identical.
+    The first save writes the header (atomically); later saves must carry the same columns
+    in the same order and are appended in place under `locked`, reading only the header and
+    the last byte: the cost of an append does not grow with the log, two runs appending at
+    once both keep their row, and a reader following the file (`tail -f`) sees each row.
     """
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(PurePosixPath(filepath))
         self.metadata = metadata
+        remove_stale_temporaries(self._filepath.parent)
 
     def load(self) -> pd.DataFrame:
         return pd.read_csv(self._filepath)
 
     def save(self, data: pd.DataFrame) -> None:
-        # Read-append-replace under an exclusive lock, so two runs appending at once both
-        # keep their row.
-        with _exclusive_lock(self._filepath):
-            self._append(data)
+        with locked(self._filepath):
+            if not self._filepath.is_file() or self._filepath.stat().st_size == 0:
+                write_text_atomically(self._filepath, data.to_csv(index=False))
+                return
+            self._append(data.to_csv(index=False, header=False).encode("utf-8"), data)
 
-    def _append(self, data: pd.DataFrame) -> None:
-        if self._filepath.is_file():
-            existing = self._filepath.read_text(encoding="utf-8")
-            header = existing.splitlines()[0].split(",") if existing else []
-            if header and header != list(data.columns):
-                raise DatasetError(
-                    f"Cannot append to {self._filepath}: its columns are {header}, the new "
-                    f"rows have {list(data.columns)}. Move the old log aside to change columns."
-                )
-            if existing and not existing.endswith("\n"):
-                existing += "\n"
-            text = existing + data.to_csv(index=False, header=not header)
-        else:
-            text = data.to_csv(index=False)
-        write_text_atomically(self._filepath, text)
+    def _append(self, rows: bytes, data: pd.DataFrame) -> None:
+        with open(self._filepath, "rb") as handle:
+            header_line = handle.readline()
+            handle.seek(-1, os.SEEK_END)
+            ends_with_newline = handle.read(1) == b"\n"
+        header = next(csv.reader([header_line.decode("utf-8").rstrip("\r\n")]), [])
+        if header != [str(column) for column in data.columns]:
+            raise DatasetError(
+                f"Cannot append to {self._filepath}: its columns are {header}, the new "
+                f"rows have {list(data.columns)}. Move the old log aside to change columns."
+            )
+        # A log edited by hand may lack its last newline; the new rows start on a new line.
+        chunk = rows if ends_with_newline else b"\n" + rows
+        with open(self._filepath, "ab") as handle:
+            size = handle.tell()
+            try:
+                handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                # A failed append (disk full) takes back its partial row.
+                handle.truncate(size)
+                raise
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
@@ -280,6 +267,7 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         self._filepath = Path(PurePosixPath(filepath))
         self._missing = missing
         self.metadata = metadata
+        remove_stale_temporaries(self._filepath.parent)
 
     def load(self) -> Any:
         if not self._filepath.is_file():
@@ -308,16 +296,88 @@ class AtomicVersionedJSONDataset(JSONDataset):
     """kedro-datasets' JSONDataset (versioning, save_args) whose local writes are atomic.
 
     Registry artefacts (scaler, manifest) and reports are read back by later runs: a run
-    killed mid-write must leave the previous file or none, never a truncated one.
+    killed mid-write must leave the previous file or none, never a truncated one. A
+    versioned save publishes its whole version folder at once (`atomic_folder`).
     """
+
+    def __init__(self, *, filepath: str, version: Version | None = None, **kwargs: Any) -> None:
+        super().__init__(filepath=filepath, version=version, **kwargs)
+        if self._protocol == "file":
+            path = Path(get_filepath_str(self._filepath, self._protocol))
+            remove_stale_temporaries(path if version else path.parent)
 
     def save(self, data: Any) -> None:
         if self._protocol != "file":
             super().save(data)
             return
         save_path = Path(get_filepath_str(self._get_save_path(), self._protocol))
-        write_text_atomically(save_path, json.dumps(data, **self._save_args))
+        text = json.dumps(data, **self._save_args)
+        if self._version:
+            with atomic_folder(save_path.parent) as folder:
+                (folder / save_path.name).write_text(text, encoding="utf-8", newline="")
+        else:
+            write_text_atomically(save_path, text)
         self._invalidate_cache()
+
+
+class AtomicKerasModelDataset(AbstractVersionedDataset[Any, Any]):
+    """A Keras model (`.keras`) in Kedro's versioned layout, published whole or not at all.
+
+    The layout is that of kedro-datasets' TensorFlowModelDataset,
+    `<filepath>/<version>/<name>`, but the version folder is written under a temporary name
+    and renamed into place once the model is complete: a run killed mid-save leaves no
+    version folder, only a temporary that a later run removes, so the registry never sees a
+    half-written model. Loads with `safe_mode` (built-in Keras objects only), as
+    TensorFlowModelDataset does. Local paths only; Keras is imported on first use.
+    """
+
+    DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {"safe_mode": True}
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if version is None:
+            raise DatasetError(
+                f"AtomicKerasModelDataset({filepath}) keeps one folder per version: set "
+                "`versioned: true` on its catalog entry."
+            )
+        super().__init__(filepath=PurePosixPath(filepath), version=version)
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
+        self._save_args = dict(save_args or {})
+        self.metadata = metadata
+        remove_stale_temporaries(Path(self._filepath))
+
+    def load(self) -> Any:
+        import keras
+
+        return keras.saving.load_model(Path(self._get_load_path()), **self._load_args)
+
+    def save(self, data: Any) -> None:
+        import keras
+
+        save_path = Path(self._get_save_path())
+        with atomic_folder(save_path.parent) as folder:
+            keras.saving.save_model(data, folder / save_path.name, **self._save_args)
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).is_file()
+        except DatasetError:
+            return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+            "version": self._version,
+        }
 
 
 class IBConnectionDataset(AbstractDataset[dict, None]):
