@@ -87,6 +87,12 @@ def test_too_many_rejected_rows_fail_after_writing_the_report(project_copy: Path
     write_raw(project_copy, ["2024-03-04", "2024-03-05"], corrupt=10)
     outcome = run(project_copy)
     assert "2.56% of 780 raw minute bars were rejected" in outcome["error"]
+    assert (
+        "Rejected rows lie in 2 session(s): 2024-03-04, 2024-03-05. Correct the source, then "
+        "replace the stored files of these sessions with: kedro run --pipelines ingestion "
+        "--params ingestion.refetch=true,ingestion.start_date=2024-03-04,"
+        "ingestion.end_date=2024-03-05" in outcome["error"]
+    )
     data = project_copy / "data"
     rejected = pd.read_csv(data / "02_intermediate" / "nvda" / "rejected_minute_bars.csv")
     assert len(rejected) == 20

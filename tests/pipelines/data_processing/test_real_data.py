@@ -37,7 +37,7 @@ def process(frame: pd.DataFrame, instrument: dict) -> dict:
     params["features"] = {**params["features"], "max_missing_sessions": 0}
     combined = raw_table(frame)
     valid, rejected, report = validate_minute_bars(combined, instrument, params, RUN_INFO)
-    bars = accept_minute_bars(valid, report, params)
+    bars = accept_minute_bars(valid, rejected, report, params)
     sessions = list_sessions(bars, instrument, RUN_INFO)
     minute_gaps = locate_gaps(bars, sessions)
     gaps = analyse_gaps(minute_gaps, sessions, instrument, params)

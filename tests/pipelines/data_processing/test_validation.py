@@ -139,7 +139,7 @@ def test_bars_outside_the_sessions_are_left_out_and_counted_not_rejected():
 def test_too_many_rejected_rows_fail_the_run_with_the_counts():
     raw = good_raw()
     raw.loc[[1, 2], "low"] = -1.0
-    valid, _, report = validate(raw)
+    valid, rejected, report = validate(raw)
     assert report["rejected_share"] == pytest.approx(0.2)
     with pytest.raises(
         ValueError,
@@ -147,8 +147,30 @@ def test_too_many_rejected_rows_fail_the_run_with_the_counts():
         r"max_rejected_share \(1\.00%\).*price is zero or negative: 2 rows "
         r"\(first in 2024-03-05\.csv line 3\)",
     ):
-        accept_minute_bars(valid, report, parameters())
-    assert accept_minute_bars(valid, report, parameters(max_rejected_share=0.25)) is valid
+        accept_minute_bars(valid, rejected, report, parameters())
+    assert accept_minute_bars(valid, rejected, report, parameters(max_rejected_share=0.25)) is valid
+
+
+def test_too_many_rejected_rows_name_their_sessions_and_the_command_that_replaces_them():
+    days = ["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07"]
+    files = {}
+    for day in days:
+        bars = minute_bars(session_minutes("XNYS", day)[:10])
+        bars["timestamp"] = bars["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        files[day] = bars
+    files["2024-03-05"].loc[3, "high"] = 1.0
+    files["2024-03-07"].loc[[0, 1], "close"] = -2.0
+    valid, rejected, report = validate_minute_bars(
+        raw_table(pd.concat(files.values()), files), NVDA, parameters(), RUN_INFO
+    )
+    with pytest.raises(ValueError) as failure:
+        accept_minute_bars(valid, rejected, report, parameters())
+    message = str(failure.value)
+    assert "Rejected rows lie in 2 session(s): 2024-03-05, 2024-03-07." in message
+    assert (
+        "kedro run --pipelines ingestion --params ingestion.refetch=true,"
+        "ingestion.start_date=2024-03-05,ingestion.end_date=2024-03-07" in message
+    )
 
 
 def test_session_files_are_read_in_session_order_with_their_lines():

@@ -4,6 +4,7 @@ resample within sessions and add features."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from .resampling import resample_minutes
 from .validation import Reason, check_rows, rejected_rows, valid_rows
 
 logger = logging.getLogger(__name__)
+
+# Sessions listed by name in the error about too many rejected rows.
+MAX_DATES_NAMED = 10
 
 
 def validate_minute_bars(
@@ -94,9 +98,16 @@ def _unfinished(valid: pd.DataFrame, now: pd.Timestamp, instrument: dict) -> np.
 
 
 def accept_minute_bars(
-    valid_minute_bars: pd.DataFrame, validation_report: dict, data_processing: dict
+    valid_minute_bars: pd.DataFrame,
+    rejected_minute_bars: pd.DataFrame,
+    validation_report: dict,
+    data_processing: dict,
 ) -> pd.DataFrame:
-    """The valid bars, unless more than `max_rejected_share` of the rows were rejected."""
+    """The valid bars, unless more than `max_rejected_share` of the rows were rejected.
+
+    The error then names each kind of problem, the sessions whose raw files hold rejected
+    rows, and the ingestion command that replaces those files once the source is corrected.
+    """
     limit = data_processing["max_rejected_share"]
     share = validation_report["rejected_share"]
     if share > limit:
@@ -107,12 +118,28 @@ def accept_minute_bars(
         )
         raise ValueError(
             f"{share:.2%} of {validation_report['rows_read']} raw minute bars were rejected, "
-            f"more than data_processing.max_rejected_share ({limit:.2%}). {kinds}. The "
-            "rejected rows and the validation report are in data/02_intermediate/."
+            f"more than data_processing.max_rejected_share ({limit:.2%}). {kinds}. "
+            f"{_how_to_replace(rejected_minute_bars)} The rejected rows and the validation "
+            "report are in data/02_intermediate/."
         )
     if valid_minute_bars.empty:
         raise ValueError("No valid minute bar lies inside a session of the calendar.")
     return valid_minute_bars
+
+
+def _how_to_replace(rejected_minute_bars: pd.DataFrame) -> str:
+    """The sessions holding rejected rows (raw files are named by session date) and the
+    command that fetches or imports them again, replacing the stored files."""
+    dates = sorted({Path(str(name)).stem for name in rejected_minute_bars["source_file"].unique()})
+    if not dates:
+        return ""
+    shown = ", ".join(dates[:MAX_DATES_NAMED]) + (", ..." if len(dates) > MAX_DATES_NAMED else "")
+    return (
+        f"Rejected rows lie in {len(dates)} session(s): {shown}. Correct the source, then "
+        "replace the stored files of these sessions with: kedro run --pipelines ingestion "
+        f"--params ingestion.refetch=true,ingestion.start_date={dates[0]},"
+        f"ingestion.end_date={dates[-1]}"
+    )
 
 
 def list_sessions(minute_bars: pd.DataFrame, instrument: dict, run_info: dict) -> pd.DataFrame:

@@ -29,7 +29,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=accept_minute_bars,
-                inputs=["valid_minute_bars", "validation_report", "params:data_processing"],
+                inputs=[
+                    "valid_minute_bars",
+                    "rejected_minute_bars",
+                    "validation_report",
+                    "params:data_processing",
+                ],
                 outputs="minute_bars",
                 name="accept_minute_bars",
             ),
