@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from support import PROJECT_ROOT, SMALL_RUN
+from support import PROJECT_ROOT, SMALL_RUN, merge
 
 pytestmark = pytest.mark.slow
 
 
-def run_project(project: Path, **run_args) -> None:
+def run_project(project: Path, runtime_params: dict | None = None, **run_args) -> None:
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=SMALL_RUN) as session:
+    params = merge(SMALL_RUN, runtime_params or {})
+    with KedroSession.create(project_path=project, runtime_params=params) as session:
         session.run(**run_args)
 
 
@@ -51,9 +52,13 @@ def test_default_run_twice_leaves_model_metrics_and_one_prediction_per_run(proje
 
 
 def test_one_namespace_runs_alone(project_copy):
-    run_project(project_copy, namespaces=["nvda"])
+    # Two instruments enabled: only the requested one runs.
+    both = {"instruments": {"xagusd": {"enabled": True}}}
+    run_project(project_copy, both, pipeline_names=["ingestion"], namespaces=["nvda"])
 
-    assert (project_copy / "data/07_model_output/nvda/predictions.csv").is_file()
+    data = project_copy / "data"
+    assert any((data / "01_raw/nvda/minute_bars").glob("*.csv"))
+    assert not (data / "01_raw/xagusd").exists() or not any((data / "01_raw/xagusd").iterdir())
 
 
 def test_an_instrument_enabled_at_run_time_gets_its_own_namespaced_datasets(project_copy):

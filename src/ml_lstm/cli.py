@@ -1,9 +1,10 @@
-"""Project commands, next to Kedro's own (`kedro run`, `kedro viz`, ...).
+"""Project commands, next to Kedro's own (`kedro viz`, `kedro jupyter`, ...).
 
+    kedro run ...                        Kedro's run, which first checks --namespaces
     kedro models list [--instrument nvda] [--json]
 
-Kedro loads this module's `cli` group into its command line; `run` is Kedro's own run
-command, which `python -m ml_lstm` uses.
+Kedro loads this module's `cli` group into its command line, where it takes precedence over
+Kedro's built-in commands; `python -m ml_lstm` runs this module's `run`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,47 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kedro.framework.cli.project import run  # noqa: F401  (python -m ml_lstm runs it)
+from kedro.config import OmegaConfigLoader
+from kedro.framework.cli.project import run as kedro_run
+from kedro.framework.project import settings
 from kedro.framework.startup import ProjectMetadata
 
+from ml_lstm.instruments import namespace_problems
 from ml_lstm.model_registry import read_champion, registry_table
 
 
 @click.group(name="ml_lstm")
 def cli() -> None:
     """ml_lstm's project commands."""
+
+
+@cli.command(name="run", params=kedro_run.params, help=kedro_run.help)
+@click.pass_context
+def run(context: click.Context, **arguments: Any) -> Any:
+    """Kedro's `run`, after checking that each --namespaces entry is an enabled instrument
+    (Kedro's own message, "Pipeline does not contain nodes with the following namespaces",
+    says neither why nor how to enable it)."""
+    if arguments.get("namespaces"):
+        instruments = configured_instruments(
+            Path.cwd(), arguments.get("env"), arguments.get("conf_source"), arguments["params"]
+        )
+        problems = namespace_problems(list(arguments["namespaces"]), instruments)
+        if problems:
+            raise click.BadParameter("\n".join(problems), param_hint="--namespaces")
+    return context.invoke(kedro_run, **arguments)
+
+
+def configured_instruments(
+    project_path: Path, env: str | None, conf_source: str | None, params: dict
+) -> dict[str, dict]:
+    """The `instruments` parameters a run with this environment and these params sees."""
+    loader = OmegaConfigLoader(
+        conf_source=str(conf_source or project_path / settings.CONF_SOURCE),
+        env=env,
+        runtime_params=params,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"].get("instruments", {})
 
 
 @cli.group()

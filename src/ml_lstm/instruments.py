@@ -44,3 +44,29 @@ def _load_base() -> dict[str, dict[str, Any]]:
         merge_strategy={"parameters": "soft"},
     )
     return loader["parameters"].get("instruments", {})
+
+
+def namespace_problems(requested: list[str], instruments: dict[str, dict[str, Any]]) -> list[str]:
+    """Why each requested namespace (`--namespaces`) cannot run, one sentence each.
+
+    A namespace is an instrument key; it runs only when that instrument is enabled.
+    """
+    enabled = enabled_instrument_names(instruments)
+    problems = []
+    for name in requested:
+        if name in enabled:
+            continue
+        if name in instruments:
+            problems.append(
+                f"Instrument {name!r} is disabled (instruments.{name}.enabled is false). "
+                f"Enable it for one run with --params instruments.{name}.enabled=true, or for "
+                f"good with `enabled: true` under instruments.{name} in "
+                "conf/local/parameters.yml."
+            )
+        else:
+            problems.append(
+                f"No instrument {name!r} in the 'instruments' parameters (configured: "
+                f"{', '.join(instruments) or 'none'}; enabled: {', '.join(enabled) or 'none'}). "
+                "Add a block for it in conf/base/parameters.yml, or pick a configured one."
+            )
+    return problems

@@ -88,6 +88,9 @@ def load_version(root: Path, version: str, compile_model: bool = True) -> dict[s
         raise FileNotFoundError(missing)
     import keras
 
+    from ml_lstm.forecasting.devices import gpus
+
+    gpus()  # the device query, once, without the CUDA driver's stderr noise
     return {
         "model": keras.saving.load_model(paths[MODEL_FILE], compile=compile_model),
         "scaler": read_json(paths[SCALER_FILE]),

@@ -1,8 +1,20 @@
 """Project settings. https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
 from ml_lstm.hooks import InstrumentsHook, RunInfoHook
+
+# Kedro 1.7's config loader registers its resolvers with omegaconf's deprecated
+# register_new_resolver(): two UserWarnings per run that no user can act on, and that hide
+# real warnings. Only that message, only from Kedro's config module, is silenced.
+warnings.filterwarnings(
+    "ignore",
+    message=r"register_new_resolver\(\) is deprecated",
+    category=UserWarning,
+    module=r"kedro\.config\.omegaconf_config",
+)
 
 HOOKS = (InstrumentsHook(), RunInfoHook())
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import keras
 
+from .devices import gpus
+
 # LSTM arguments that keep TensorFlow's fused cuDNN kernel eligible on a GPU; any other
 # activation, recurrent dropout or unrolling falls back to the generic (slower) kernel.
 CUDNN_COMPATIBLE = {
@@ -34,6 +36,7 @@ CUDNN_COMPATIBLE = {
 
 def build_model(config: dict) -> keras.Model:
     """Stacked LSTM layers, optional dropout, an optional dense layer and one output unit."""
+    gpus()  # the device query, once, without the CUDA driver's stderr noise
     units = list(config["lstm_units"])
     if not units:
         raise ValueError("modelling.model.lstm_units must list at least one layer width.")
