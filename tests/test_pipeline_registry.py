@@ -10,19 +10,57 @@ from ml_lstm.instruments import enabled_instrument_names, set_active_instruments
 from ml_lstm.pipeline_registry import SHARED_INPUTS, STAGES, for_instrument, register_pipelines
 
 
-def test_stages_and_default_are_registered(project_parameters):
+STAGE_NODES = {
+    "ingestion": {"plan_backfill", "fetch_minute_bars"},
+    "data_processing": {
+        "validate_minute_bars",
+        "accept_minute_bars",
+        "list_sessions",
+        "locate_gaps",
+        "analyse_gaps",
+        "plot_gaps",
+        "fill_gaps",
+        "resample_to_session_bars",
+        "add_features",
+    },
+    "modelling": {
+        "split_by_time",
+        "fit_scaler",
+        "train_lstm",
+        "plot_training_history",
+        "forecast_test_split",
+        "evaluate_forecasts",
+        "plot_model_comparison",
+        "build_manifest",
+        "decide_promotion",
+        "walk_forward_report",
+    },
+    "inference": {
+        "check_served_model",
+        "predict_next_close",
+        "forecast_test_range",
+        "plot_latest_prediction",
+        "plot_test_range",
+        "plot_training_curves",
+    },
+}
+
+
+def test_each_stage_holds_its_nodes_and_default_runs_them_in_stage_order(project_parameters):
     set_active_instruments(project_parameters["instruments"])
     pipelines = register_pipelines()
-    assert set(pipelines) >= {
-        "ingestion",
-        "data_processing",
-        "modelling",
-        "inference",
-        "__default__",
-    }
-    default_nodes = {node.name for node in pipelines["__default__"].nodes}
-    for stage in STAGES:
-        assert {node.name for node in pipelines[stage].nodes} <= default_nodes
+    for stage, names in STAGE_NODES.items():
+        assert {node.name for node in pipelines[stage].nodes} == {f"nvda.{n}" for n in names}
+    # __default__ is the four stages and nothing else (retraining stays out of it) ...
+    stage_of = {f"nvda.{n}": stage for stage, names in STAGE_NODES.items() for n in names}
+    default = pipelines["__default__"].nodes
+    assert {node.name for node in default} == set(stage_of)
+    assert "nvda.retrain_lstm" not in stage_of
+    # ... and, in the order Kedro runs them, no node of a stage comes before one of an
+    # earlier stage: ingestion, then data_processing, modelling, inference.
+    order = list(STAGE_NODES)
+    positions = [order.index(stage_of[node.name]) for node in default]
+    assert positions == sorted(positions)
 
 
 def test_only_enabled_instruments_run_each_in_its_namespace(project_parameters):

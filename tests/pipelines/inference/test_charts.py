@@ -70,7 +70,9 @@ def test_latest_prediction_chart_shows_the_prediction_its_band_and_earlier_ones(
     table = features()
     backtest = forecasts(table)
 
-    figure, plot = plot_latest_prediction(table, log_for(table), backtest, NVDA, INFERENCE)
+    figure, plot = plot_latest_prediction(
+        table, log_for(table), backtest, NVDA, INFERENCE, {"run_id": "r2"}
+    )
     png, spec = save_both(tmp_path, "latest", figure, plot)
 
     assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
@@ -83,6 +85,25 @@ def test_latest_prediction_chart_shows_the_prediction_its_band_and_earlier_ones(
     assert prediction.error_y.arrayminus[0] == pytest.approx(100.5 * (1 - np.exp(low)))
     assert list(traces["earlier predictions"].y) == [100.2]
     assert "predicted 100.50 (up)" in spec.layout.title.text
+
+
+def test_latest_prediction_chart_draws_this_runs_row_not_the_logs_last(tmp_path):
+    # Another run appended to the shared log after this run's row (r2): the chart still
+    # shows r2's prediction, and the other run's row among the earlier ones.
+    table = features()
+    log = log_for(table)
+    other = log.iloc[[1]].assign(predicted_close=99.0, run_id="r3", direction="down")
+    log = pd.concat([log, other], ignore_index=True)
+
+    _, plot = plot_latest_prediction(
+        table, log, forecasts(table), NVDA, INFERENCE, {"run_id": "r2"}
+    )
+
+    prediction = next(trace for trace in plot.data if trace.name.startswith("prediction"))
+    assert list(prediction.y) == [100.5]
+    assert "predicted 100.50 (up)" in plot.layout.title.text
+    with pytest.raises(ValueError, match=r"no row of this run \(r9\)"):
+        plot_latest_prediction(table, log, forecasts(table), NVDA, INFERENCE, {"run_id": "r9"})
 
 
 def test_residual_band_holds_the_requested_share_of_test_residuals():
@@ -106,14 +127,28 @@ def test_test_range_chart_has_actuals_and_every_model(tmp_path):
     assert [line.get_label() for line in figure.axes[0].get_lines()] == ["actual", *MODELS]
 
 
-def test_training_curves_chart_has_both_losses(tmp_path):
-    history = {"loss": [1.0, 0.8, 0.7], "val_loss": [1.1, 0.9, 0.95], "best_epoch": 2}
+def served(version: str, manifest_training: dict) -> dict:
+    return {"version": version, "manifest": {"training": manifest_training}}
+
+
+def test_training_curves_chart_shows_the_served_versions_losses(tmp_path):
+    history = {"loss": [1.0, 0.8, 0.7], "val_loss": [1.1, 0.9, 0.95], "learning_rate": [1e-3] * 3}
+    model = served("v1", {"best_epoch": 2, "history": history})
 
     dataset = JSONDataset(filepath=str(tmp_path / "curves.json"))
-    dataset.save(plot_training_curves(history, NVDA))
+    dataset.save(plot_training_curves(model, NVDA))
 
     assert (tmp_path / "curves.json").stat().st_size > 0
-    assert {trace.name: list(trace.y) for trace in dataset.load().data} == {
+    chart = dataset.load()
+    assert {trace.name: list(trace.y) for trace in chart.data} == {
         "loss": [1.0, 0.8, 0.7],
         "val_loss": [1.1, 0.9, 0.95],
     }
+    assert "model v1" in chart.layout.title.text
+
+
+def test_a_version_without_stored_curves_gets_an_empty_chart_and_a_warning(caplog):
+    plot = plot_training_curves(served("v0", {"best_epoch": 2}), NVDA)
+
+    assert [list(trace.y) for trace in plot.data] == [[], []]
+    assert "v0 was registered without its loss curves" in caplog.text

@@ -123,16 +123,43 @@ def test_charts_are_written_and_not_empty(project):
 
 def test_a_pinned_version_is_served_instead_of_the_champion(project):
     champion = champion_version(project)
-    run(project, "modelling", modelling={"promotion": "skip"})
+    # A challenger trained for 4 epochs (the champion: at most SMALL_RUN's 2), not promoted.
+    training = {"epochs": 4, "patience": 10}
+    run(project, "modelling", modelling={"promotion": "skip", "training": training})
     versions = sorted(p.name for p in (project / MODELS_DIR / "manifest.json").iterdir())
     challenger = versions[-1]
     assert champion_version(project) == champion != challenger
 
     run(project, "inference", inference={"model_version": challenger})
+    assert len(training_curve(project)) == 4
     run(project, "inference")
 
     log = pd.read_csv(project / LOG)
     assert log["model_version"].iloc[-2:].tolist() == [challenger, champion]
+    # The training-curves chart is the served champion's, though the latest training (and
+    # 08_reporting/nvda/training_history.json) is the challenger's.
+    manifest = json.loads(
+        (project / MODELS_DIR / f"manifest.json/{champion}/manifest.json").read_text()
+    )
+    assert training_curve(project) == manifest["training"]["history"]["loss"]
+    latest = json.loads((project / "data/08_reporting/nvda/training_history.json").read_text())
+    assert len(latest["loss"]) == 4 != len(training_curve(project))
+
+
+def training_curve(project: Path) -> list[float]:
+    """The training-loss trace of the inference training-curves chart."""
+    spec = json.loads((project / "data/08_reporting/nvda/training_curves.json").read_text())
+    return next(trace["y"] for trace in spec["data"] if trace["name"] == "loss")
+
+
+def test_a_pinned_version_must_be_one_the_registry_lists(project):
+    from kedro.io import DatasetError
+
+    rows_before = len(pd.read_csv(project / LOG))
+    for pinned in ("../../../../etc", "2000-01-01T00.00.00.000Z"):
+        with pytest.raises(DatasetError, match=r"is not in the registry at .*Stored versions"):
+            run(project, "inference", inference={"model_version": pinned})
+    assert len(pd.read_csv(project / LOG)) == rows_before
 
 
 def test_a_manifest_that_does_not_match_the_features_stops_inference(project):

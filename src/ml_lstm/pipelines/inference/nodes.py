@@ -224,8 +224,14 @@ def plot_latest_prediction(
     test_range_forecasts: pd.DataFrame,
     instrument: dict,
     inference: dict,
+    run_info: dict,
 ) -> tuple[Any, Any]:
-    """Recent closes with the latest prediction and its error band from test residuals."""
+    """Recent closes with this run's prediction and its error band from test residuals.
+
+    `predictions` is the whole (shared, append-only) log: the prediction drawn is this run's
+    own row, found by its run id, never simply the last row, which another run writing to
+    the same log may have appended; the log's other rows are drawn as earlier predictions.
+    """
     chart = inference["chart"]
     coverage = chart["band_coverage"]
     has_prices = test_range_forecasts["lstm"].notna().any()
@@ -237,11 +243,22 @@ def plot_latest_prediction(
         times.get_loc(utc(first["target_bar_time"])) - times.get_loc(utc(first["as_of_bar_time"]))
     )
     recent = table.iloc[-chart["recent_bars"] :]
-    latest, earlier = predictions.iloc[-1], predictions.iloc[:-1]
+    latest, earlier = own_prediction(predictions, run_info["run_id"])
     content = charts.latest_prediction(
         recent, latest, earlier, band, coverage, horizon, instrument["symbol"]
     )
     return charts.latest_prediction_png(content), charts.latest_prediction_plotly(content)
+
+
+def own_prediction(predictions: pd.DataFrame, run_id: str) -> tuple[pd.Series, pd.DataFrame]:
+    """This run's (last) row of the prediction log, and every other row."""
+    own = predictions.index[predictions["run_id"].astype(str) == str(run_id)]
+    if len(own) == 0:
+        raise ValueError(
+            f"The prediction log has no row of this run ({run_id}): predict_next_close "
+            "writes it before the chart is drawn; was the log replaced during the run?"
+        )
+    return predictions.loc[own[-1]], predictions.drop(index=own[-1])
 
 
 def plot_test_range(test_range_forecasts: pd.DataFrame, instrument: dict) -> tuple[Any, Any]:
@@ -249,8 +266,20 @@ def plot_test_range(test_range_forecasts: pd.DataFrame, instrument: dict) -> tup
     return charts.test_range_figures(test_range_forecasts, MODELS, instrument["symbol"])
 
 
-def plot_training_curves(training_history: dict, instrument: dict) -> Any:
-    """Training and validation loss per epoch of the latest training, for kedro-viz."""
+def plot_training_curves(checked_model: dict, instrument: dict) -> Any:
+    """Training and validation loss per epoch of the served model (from its manifest), for
+    kedro-viz: the curves of the model that predicts, not of the latest training."""
+    version = checked_model["version"]
+    training = checked_model["manifest"].get("training", {})
+    history = training.get("history")
+    if history is not None:
+        history = {**history, "best_epoch": training.get("best_epoch")}
+    else:
+        logger.warning(
+            "Model %s was registered without its loss curves (before they were kept in the "
+            "manifest): the training-curves chart is empty.",
+            version,
+        )
     return charts.training_curves_plot(
-        training_history, f"{instrument['symbol']}: loss per epoch of the latest training"
+        history or {}, f"{instrument['symbol']}: loss per epoch of model {version}"
     )

@@ -53,6 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "test_range_forecasts",
                     "params:instrument",
                     "params:inference",
+                    "run_info",
                 ],
                 outputs=["latest_prediction_plot", "latest_prediction_chart"],
                 name="plot_latest_prediction",
@@ -65,7 +66,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=plot_training_curves,
-                inputs=["training_history", "params:instrument"],
+                inputs=["checked_model", "params:instrument"],
                 outputs="training_curves_chart",
                 name="plot_training_curves",
             ),

@@ -250,8 +250,14 @@ def build_manifest(
         "splits": bounds,
         "model": training_history["model"],
         "training": {
-            key: training_history[key]
-            for key in ("epochs_run", "best_epoch", "stopped_early", "train_samples")
+            **{
+                key: training_history[key]
+                for key in ("epochs_run", "best_epoch", "stopped_early", "train_samples")
+            },
+            # The loss curves travel with the model: inference charts the served version's.
+            "history": {
+                key: training_history[key] for key in ("loss", "val_loss", "learning_rate")
+            },
         },
         "metrics": metrics,
         "libraries": library_versions(),
