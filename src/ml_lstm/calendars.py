@@ -16,7 +16,11 @@ exchange_calendars' ``24/5`` cuts sessions at UTC midnight instead, which puts t
 17:00-18:00 break of metals inside a session (a false one-hour gap every day) and the
 Sunday-evening open outside any session. Both OTC calendars close on 25 December and
 1 January, the two days on which the OTC market does not trade; the thin days around
-them stay sessions.
+them stay sessions. So do US holidays, on which OTC venues often stop early at times that
+no maintained calendar records: pandas_market_calendars' CME Globex metals calendar, for
+one, has no early close on 2024-12-24 and closes 2025-01-20 at 14:30 New York time, where
+IB spot silver stopped at 13:45 and 12:30. The gap report names the US holiday
+(`us_holidays`) of a trailing gap on these calendars instead.
 
 Extended hours (``trading_sessions(..., extended=True)``) are known for XNYS and XNAS:
 pre-market from 04:00 and after-hours until 20:00 New York time; on early-close days
@@ -171,6 +175,38 @@ def instrument_sessions(
         end,
         extended=bool(instrument.get("extended_hours", False)),
     )
+
+
+def ignores_us_holidays(calendar: str) -> bool:
+    """Whether `calendar` is one of the 24x5 OTC calendars here, which trade through US
+    holidays (they close only on 25 December and 1 January)."""
+    return isinstance(get_calendar(calendar), _NewYorkOTCCalendar)
+
+
+def us_holidays(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.Series:
+    """US market holidays and early closes between two dates (inclusive), as exchange_calendars
+    maintains them for the NYSE: the holiday's name by date (naive).
+
+    On these days OTC spot markets (FX-NY, METALS-NY) stay open in the calendar, but
+    liquidity thins and many venues stop early (e.g. IB spot silver on 2024-12-24 at 13:45
+    and 2025-02-17 at 14:30 New York time) at times no maintained calendar records.
+    """
+    cal = get_calendar("XNYS")
+    first, last = (pd.Timestamp(day).tz_localize(None).normalize() for day in (start, end))
+
+    def named(dates, name: str) -> pd.Series:
+        dates = pd.DatetimeIndex(dates)
+        return pd.Series(name, index=dates[(dates >= first) & (dates <= last)], dtype=object)
+
+    parts = [cal.regular_holidays.holidays(first, last, return_name=True).astype(object)]
+    parts.append(named(cal.adhoc_holidays, "NYSE closed"))
+    for close, holidays in cal.special_closes:
+        early = holidays.holidays(first, last, return_name=True).astype(object)
+        parts.append(early + f" (NYSE closes at {close:%H:%M})")
+    for close, dates in cal.special_closes_adhoc:
+        parts.append(named(dates, f"NYSE closes at {close:%H:%M}"))
+    days = pd.concat(parts)
+    return days[~days.index.duplicated()].sort_index()
 
 
 MINUTE_NS = 60_000_000_000

@@ -16,7 +16,7 @@ from data_processing_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml_lstm.calendars import trading_sessions
+from ml_lstm.calendars import NEW_YORK, trading_sessions
 from ml_lstm.pipelines.data_processing.nodes import (
     analyse_gaps,
     fill_gaps,
@@ -212,6 +212,35 @@ def test_filled_minutes_never_set_a_bars_prices():
     assert empty["volume"] == 0 and empty["filled_share"] == 1.0 and empty["minutes"] == 5
     assert after["open"] == 102.0 and after["filled_share"] == 0.0
     assert (bars_5min["filled_share"] < 1).sum() == len(bars_5min) - 1
+
+
+def test_trailing_gaps_on_us_holidays_are_marked_on_24x5_calendars():
+    # Real IB spot silver stopped early on three US holidays (New York times); the metals
+    # calendar trades through them. An ordinary day that stops early is a plain gap.
+    metals = {"symbol": "XAGUSD", "calendar": "METALS-NY", "extended_hours": False}
+    stops = {
+        "2024-12-24": "13:45",
+        "2025-01-17": "15:00",
+        "2025-01-20": "12:30",
+        "2025-02-17": "14:30",
+    }
+    minutes = pd.DatetimeIndex([], tz="UTC")
+    for day, stop in stops.items():
+        session = session_minutes("METALS-NY", day)
+        minutes = minutes.append(session[session < pd.Timestamp(f"{day} {stop}", tz=NEW_YORK)])
+    report, _, _ = process(minute_bars(minutes), metals)
+    trailing = [(g["session"], g["start"], g["us_holiday"]) for g in report["gaps"]]
+    assert trailing == [
+        ("2024-12-24", "2024-12-24T18:45:00Z", "Christmas Eve (NYSE closes at 13:00)"),
+        ("2025-01-17", "2025-01-17T20:00:00Z", None),
+        ("2025-01-20", "2025-01-20T17:30:00Z", "Dr. Martin Luther King Jr. Day"),
+        ("2025-02-17", "2025-02-17T19:30:00Z", "President's Day"),
+    ]
+    assert report["summary"]["trailing_gaps_on_us_holidays"] == 3
+    # Exchange calendars model their own holidays: no such mark there.
+    report, _, _ = process(minute_bars(session_minutes("XNYS", "2024-12-24")[:-5]))
+    assert "us_holiday" not in report["gaps"][0]
+    assert "trailing_gaps_on_us_holidays" not in report["summary"]
 
 
 def test_a_session_in_progress_counts_only_what_has_happened():

@@ -180,6 +180,14 @@ def analyse_gaps(
         summary["gap_minutes"],
         summary["filled_gaps"],
     )
+    if summary.get("trailing_gaps_on_us_holidays"):
+        logger.info(
+            "%s: %d trailing gaps fall on US holidays, when %s venues often stop early "
+            "(us_holiday in the gap report)",
+            instrument["symbol"],
+            summary["trailing_gaps_on_us_holidays"],
+            instrument["calendar"],
+        )
     return report
 
 

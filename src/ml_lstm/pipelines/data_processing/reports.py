@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import MINUTE_NS
+from ml_lstm.calendars import MINUTE_NS, ignores_us_holidays, us_holidays
 
 from .gaps import GAP_KINDS, MinuteGaps, fillable
 from .validation import CheckedBars, Reason
@@ -72,6 +72,10 @@ def gap_report(
     labels = pd.DatetimeIndex(sessions.index).strftime("%Y-%m-%d")
     per_session = _per_session(minute_gaps, sessions, filled, labels)
     has_bars = per_session["present_minutes"].to_numpy() > 0
+    gap_table = _gap_table(minute_gaps, filled, labels)
+    on_us_holidays = ignores_us_holidays(instrument["calendar"])
+    if on_us_holidays:
+        gap_table["us_holiday"] = _us_holidays_of_trailing_gaps(gap_table)
     report = {
         "symbol": instrument["symbol"],
         "calendar": instrument["calendar"],
@@ -96,9 +100,26 @@ def gap_report(
             for a, b in _runs(np.flatnonzero(~has_bars))
         ],
         "sessions": per_session[has_bars].to_dict("records"),
-        "gaps": _gap_table(minute_gaps, filled, labels).to_dict("records"),
+        "gaps": gap_table.to_dict("records"),
     }
+    if on_us_holidays:
+        report["summary"]["trailing_gaps_on_us_holidays"] = int(gap_table["us_holiday"].count())
     return json_ready(report)
+
+
+def _us_holidays_of_trailing_gaps(gap_table: pd.DataFrame) -> pd.Series:
+    """The US holiday on the day of each trailing gap, None for other gaps and days.
+
+    The 24x5 calendars trade through US holidays, but on them many OTC venues stop early at
+    times no maintained calendar records: a trailing gap on such a day is most likely that
+    early stop, not missing data.
+    """
+    if gap_table.empty:
+        return pd.Series([], dtype=object)
+    holidays = us_holidays(gap_table["session"].iloc[0], gap_table["session"].iloc[-1])
+    names = gap_table["session"].map(holidays.set_axis(holidays.index.strftime("%Y-%m-%d")))
+    names = names.where(gap_table["kind"] == "trailing")
+    return names.astype(object).where(names.notna(), None)
 
 
 def _per_session(
