@@ -113,8 +113,15 @@ def run_reference(project: str) -> None:
     for window in (12, 26):
         features[f"ema_{window}"] = close.ewm(span=window, adjust=False).mean()
     change = close.diff()
-    gain = change.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
-    loss = (-change.clip(upper=0)).ewm(alpha=1 / 14, adjust=False).mean()
+    # Wilder's averages: the mean of the first 14 changes, then alpha 1/14.
+    gain, loss = change.clip(lower=0), (-change).clip(lower=0)
+    gain.iloc[:15], loss.iloc[:15] = np.nan, np.nan
+    gain.iloc[14], loss.iloc[14] = (
+        change.iloc[1:15].clip(lower=0).mean(),
+        (-change.iloc[1:15]).clip(lower=0).mean(),
+    )
+    gain = gain.ewm(alpha=1 / 14, adjust=False).mean()
+    loss = loss.ewm(alpha=1 / 14, adjust=False).mean()
     features["rsi_14"] = 100 * gain / (gain + loss)
     features["macd"] = features["ema_12"] - features["ema_26"]
     features["macd_signal"] = features["macd"].ewm(span=9, adjust=False).mean()
