@@ -9,7 +9,6 @@ from support import LAYERS, PROJECT_ROOT
 from ml_lstm.instruments import enabled_instrument_names, set_active_instruments
 from ml_lstm.pipeline_registry import SHARED_INPUTS, STAGES, for_instrument, register_pipelines
 
-
 STAGE_NODES = {
     "ingestion": {"plan_backfill", "fetch_minute_bars"},
     "data_processing": {

@@ -14,12 +14,11 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
-
-_gpus: list[Any] | None = None
 
 
 @contextmanager
@@ -38,27 +37,27 @@ def _stderr_silenced():
 
 
 def _nvidia_driver_installed() -> bool:
-    return Path("/proc/driver/nvidia/version").exists() or Path(
-        os.environ.get("SystemRoot", "C:/Windows"), "System32", "nvcuda.dll"
-    ).exists()
+    return (
+        Path("/proc/driver/nvidia/version").exists()
+        or Path(os.environ.get("SYSTEMROOT", "C:/Windows"), "System32", "nvcuda.dll").exists()
+    )
 
 
-def gpus() -> list[Any]:
+@cache
+def gpus() -> tuple[Any, ...]:
     """The GPUs TensorFlow can use (empty on CPU machines), probed once per process."""
-    global _gpus
-    if _gpus is None:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        with _stderr_silenced():
-            _gpus = tf.config.list_physical_devices("GPU")
-        if _gpus:
-            logger.info("TensorFlow uses %s.", ", ".join(device.name for device in _gpus))
-        elif _nvidia_driver_installed():
-            logger.warning(
-                "An NVIDIA driver is installed but TensorFlow finds no usable GPU: training "
-                "runs on the CPU. Check that the CUDA libraries match TensorFlow %s.",
-                tf.__version__,
-            )
-        else:
-            logger.info("No GPU: TensorFlow runs on the CPU.")
-    return _gpus
+    with _stderr_silenced():
+        found = tuple(tf.config.list_physical_devices("GPU"))
+    if found:
+        logger.info("TensorFlow uses %s.", ", ".join(device.name for device in found))
+    elif _nvidia_driver_installed():
+        logger.warning(
+            "An NVIDIA driver is installed but TensorFlow finds no usable GPU: training "
+            "runs on the CPU. Check that the CUDA libraries match TensorFlow %s.",
+            tf.__version__,
+        )
+    else:
+        logger.info("No GPU: TensorFlow runs on the CPU.")
+    return found

@@ -127,6 +127,8 @@ def test_too_few_bars_is_a_clear_error():
 
 MODELLING = {"features": FEATURES, "lookback": 4}
 DATA_PROCESSING = {"frequency": "60min"}
+SETTINGS = {"include": ["log_return"], "rsi_window": 14}
+FEATURE_LIST = {"features": FEATURES, "settings": SETTINGS}
 
 
 def test_a_matching_model_is_passed_on():
@@ -135,7 +137,9 @@ def test_a_matching_model_is_passed_on():
 
     bundle = served()
 
-    assert check_served_model(bundle, None, table, MODELLING, DATA_PROCESSING) is bundle
+    assert (
+        check_served_model(bundle, None, table, FEATURE_LIST, MODELLING, DATA_PROCESSING) is bundle
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,9 +181,24 @@ def test_manifest_mismatch_fails_naming_the_field(change, message):
         table = table.drop(columns=change["table_drop"])
 
     with pytest.raises(ModelMismatchError, match=message) as error:
-        check_served_model(served(), None, table, modelling, data_processing)
+        check_served_model(served(), None, table, FEATURE_LIST, modelling, data_processing)
     assert "Model v1 (champion) does not match the current features" in str(error.value)
     assert "kedro run --pipelines modelling" in str(error.value)
+
+
+def test_features_computed_with_other_settings_are_refused():
+    # Same column names (rsi_14), other values: the manifest keeps the settings.
+    bundle = served(feature_settings={**SETTINGS, "rsi_window": 10})
+
+    with pytest.raises(ModelMismatchError, match=r"rsi_window was 10 for the model, is 14 now"):
+        check_served_model(bundle, None, feature_table(6), FEATURE_LIST, MODELLING, DATA_PROCESSING)
+    matching = served(feature_settings=SETTINGS)
+    assert (
+        check_served_model(
+            matching, None, feature_table(6), FEATURE_LIST, MODELLING, DATA_PROCESSING
+        )
+        is matching
+    )
 
 
 def test_a_model_whose_shape_contradicts_its_manifest_is_refused():
@@ -187,13 +206,15 @@ def test_a_model_whose_shape_contradicts_its_manifest_is_refused():
     bundle["model"] = constant_model(5, 2, 0.0)
 
     with pytest.raises(ModelMismatchError, match=r"input shape \(5, 2\) is not"):
-        check_served_model(bundle, None, feature_table(6), MODELLING, DATA_PROCESSING)
+        check_served_model(bundle, None, feature_table(6), FEATURE_LIST, MODELLING, DATA_PROCESSING)
 
 
 def test_serving_a_pinned_non_champion_warns(caplog):
     bundle = {**served(), "source": "pinned"}
     with caplog.at_level(logging.WARNING):
-        check_served_model(bundle, {"version": "v0"}, feature_table(6), MODELLING, DATA_PROCESSING)
+        check_served_model(
+            bundle, {"version": "v0"}, feature_table(6), FEATURE_LIST, MODELLING, DATA_PROCESSING
+        )
     assert "Serving pinned version v1; the champion is v0." in caplog.text
 
 

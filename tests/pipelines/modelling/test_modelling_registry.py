@@ -40,6 +40,7 @@ def as_champion(result: dict, version: str) -> dict:
         result["scaler"],
         result["metrics"],
         result["history"],
+        {"settings": {"rsi_window": 14}},
         tiny(),
         {"frequency": "60min"},
         {"run_id": version, "git_commit": None},
@@ -209,6 +210,7 @@ def run_catalog(root, features, version: str, params: dict) -> DataCatalog:
     catalog = DataCatalog(
         datasets={
             "features": MemoryDataset(features),
+            "feature_list": MemoryDataset({"settings": {"rsi_window": 14}}),
             "lstm_model": versioned(TensorFlowModelDataset, "lstm_model.keras"),
             "scaler": versioned(JSONDataset, "scaler.json"),
             "model_manifest": versioned(JSONDataset, "manifest.json"),

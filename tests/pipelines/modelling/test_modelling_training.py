@@ -139,6 +139,7 @@ def test_manifest_records_what_is_needed_to_reuse_and_trust_the_model(trained):
         trained["scaler"],
         trained["metrics"],
         trained["history"],
+        {"settings": {"rsi_window": 14}},
         tiny(),
         {"frequency": "60min"},
         {"run_id": "2024-05-01T10.00.00.000Z", "git_commit": "abc123"},
@@ -148,6 +149,8 @@ def test_manifest_records_what_is_needed_to_reuse_and_trust_the_model(trained):
     assert manifest["features"] == ["signal", "log_return"]
     assert (manifest["lookback"], manifest["horizon"], manifest["target"]) == (4, 1, "log_return")
     assert manifest["seed"] == 7 and manifest["frequency"] == "60min"
+    assert manifest["feature_settings"] == {"rsi_window": 14}
+    assert manifest["training"]["history"]["loss"] == trained["history"]["loss"]
     assert manifest["purge_gap_bars"] == 5
     assert manifest["data_range"]["rows"] == 900
     assert set(manifest["splits"]) == {"train", "validation", "test"}

@@ -32,6 +32,7 @@ def check_served_model(
     served_model: dict,
     champion_record: dict | None,
     features: pd.DataFrame,
+    feature_list: dict,
     modelling: dict,
     data_processing: dict,
 ) -> dict:
@@ -45,7 +46,7 @@ def check_served_model(
     version = served_model["version"]
     problems = manifest_mismatches(
         manifest, scaler, served_model["model"], features, modelling, data_processing
-    )
+    ) + feature_settings_mismatches(manifest, feature_list)
     if problems:
         raise ModelMismatchError(
             f"Model {version} ({served_model['source']}) does not match the current features:\n"
@@ -113,6 +114,22 @@ def manifest_mismatches(
             f"({manifest['lookback']}, {len(expected)}) from its manifest"
         )
     return problems
+
+
+def feature_settings_mismatches(manifest: dict, feature_list: dict) -> list[str]:
+    """Feature settings (windows, families) that differ from those the model was trained
+    on: same column names can then hold different values. Versions registered before the
+    manifest kept the settings are not checked."""
+    trained = manifest.get("feature_settings")
+    if trained is None:
+        return []
+    current = feature_list["settings"]
+    return [
+        f"feature settings: data_processing.features.{key} was {trained.get(key)!r} for the "
+        f"model, is {current.get(key)!r} now"
+        for key in sorted(set(trained) | set(current))
+        if trained.get(key) != current.get(key)
+    ]
 
 
 def predict_next_close(

@@ -21,6 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "served_model",
                     "champion_record",
                     "features",
+                    "feature_list",
                     "params:modelling",
                     "params:data_processing",
                 ],

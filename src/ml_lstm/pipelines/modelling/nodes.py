@@ -215,11 +215,13 @@ def build_manifest(
     scaler: dict,
     metrics: dict,
     training_history: dict,
+    feature_list: dict,
     modelling: dict,
     data_processing: dict,
     run_info: dict,
 ) -> dict[str, Any]:
-    """What a saved model needs to be used and trusted later: its inputs, data and scores."""
+    """What a saved model needs to be used and trusted later: its inputs (and how they were
+    computed: data_processing's feature settings, from `feature_list`), data and scores."""
     timestamps = model_input_table["timestamp"]
     bounds = {
         name: {
@@ -235,6 +237,7 @@ def build_manifest(
         "trained_by": "retraining" if "warm_start_from" in training_history else "modelling",
         "warm_start_from": training_history.get("warm_start_from"),
         "features": scaler["features"],
+        "feature_settings": feature_list["settings"],
         "lookback": modelling["lookback"],
         "horizon": modelling["horizon"],
         "target": modelling["target"],

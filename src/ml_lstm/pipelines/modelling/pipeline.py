@@ -49,6 +49,7 @@ def _evaluate_register_promote(table: str) -> list[Node]:
                 "scaler",
                 "metrics",
                 "training_history",
+                "feature_list",
                 "params:modelling",
                 "params:data_processing",
                 "run_info",
