@@ -233,6 +233,11 @@ def utc_nanoseconds(values: pd.Series | pd.Index) -> np.ndarray:
     return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("int64")
 
 
+def from_utc_nanoseconds(values: np.ndarray) -> pd.DatetimeIndex:
+    """tz-aware UTC timestamps of int64 UTC nanoseconds (the inverse of `utc_nanoseconds`)."""
+    return pd.to_datetime(values, utc=True)
+
+
 def session_of(timestamps: pd.Series, sessions: pd.DataFrame) -> np.ndarray:
     """Position in `sessions` of the session holding each timestamp, or -1 if none does."""
     opens = utc_nanoseconds(sessions["open"])
@@ -278,8 +283,8 @@ def session_bar_starts(sessions: pd.DataFrame, frequency: str) -> pd.DataFrame:
     ends = np.minimum(starts + step_ns, closes_ns[session])
     return pd.DataFrame(
         {
-            "bar_start": pd.to_datetime(starts, utc=True),
-            "bar_end": pd.to_datetime(ends, utc=True),
+            "bar_start": from_utc_nanoseconds(starts),
+            "bar_end": from_utc_nanoseconds(ends),
         }
     )
 

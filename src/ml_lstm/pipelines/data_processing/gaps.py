@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import MINUTE_NS, session_of, utc_nanoseconds
+from ml_lstm.calendars import MINUTE_NS, from_utc_nanoseconds, session_of, utc_nanoseconds
 
 GAP_KINDS = ("leading", "inside", "trailing")
 
@@ -126,7 +126,7 @@ def fill_minutes(bars: pd.DataFrame, gaps: Gaps, max_fill_minutes: int) -> tuple
     previous_close = bars["close"].to_numpy()[np.repeat(gaps.after_row[chosen], lengths)]
     timestamp_ns = np.concatenate([utc_nanoseconds(bars["timestamp"]), stamps])
     order = np.argsort(timestamp_ns, kind="stable")
-    columns = {"timestamp": pd.to_datetime(timestamp_ns[order], utc=True)}
+    columns = {"timestamp": from_utc_nanoseconds(timestamp_ns[order])}
     for name in ("open", "high", "low", "close"):
         columns[name] = np.concatenate([bars[name].to_numpy(), previous_close])[order]
     columns["volume"] = np.concatenate([bars["volume"].to_numpy(), np.zeros(total)])[order]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import MINUTE_NS, ignores_us_holidays, us_holidays
+from ml_lstm.calendars import MINUTE_NS, from_utc_nanoseconds, ignores_us_holidays, us_holidays
 
 from .gaps import GAP_KINDS, MinuteGaps, fillable
 from .validation import CheckedBars, Reason
@@ -149,10 +149,8 @@ def _gap_table(minute_gaps: MinuteGaps, filled: np.ndarray, labels: pd.Index) ->
     return pd.DataFrame(
         {
             "session": labels[gaps.session],
-            "start": _iso(pd.Series(pd.to_datetime(gaps.start_ns, utc=True))),
-            "end": _iso(
-                pd.Series(pd.to_datetime(gaps.start_ns + gaps.minutes * MINUTE_NS, utc=True))
-            ),
+            "start": _iso(pd.Series(from_utc_nanoseconds(gaps.start_ns))),
+            "end": _iso(pd.Series(from_utc_nanoseconds(gaps.start_ns + gaps.minutes * MINUTE_NS))),
             "minutes": gaps.minutes,
             "kind": np.array(GAP_KINDS)[gaps.kind],
             "filled": filled,

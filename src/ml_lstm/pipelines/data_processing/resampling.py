@@ -16,7 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import align_to_session_open, bar_step_ns, utc_nanoseconds
+from ml_lstm.calendars import (
+    align_to_session_open,
+    bar_step_ns,
+    from_utc_nanoseconds,
+    utc_nanoseconds,
+)
 
 BAR_COLUMNS = [
     "timestamp",
@@ -56,8 +61,8 @@ def resample_minutes(
     bar_end = np.minimum(bar_start[first] + step_ns, closes[first])
     return pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(bar_start[first], utc=True),
-            "bar_end": pd.to_datetime(bar_end, utc=True),
+            "timestamp": from_utc_nanoseconds(bar_start[first]),
+            "bar_end": from_utc_nanoseconds(bar_end),
             "session": labels[session[first]],
             **prices,
             "volume": volume,

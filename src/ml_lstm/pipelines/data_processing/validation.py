@@ -16,7 +16,7 @@ from itertools import repeat
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import MINUTE_NS
+from ml_lstm.calendars import MINUTE_NS, from_utc_nanoseconds
 
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 REQUIRED_COLUMNS = ["timestamp", *PRICE_COLUMNS]
@@ -130,7 +130,7 @@ def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, int]:
     everything = len(keep) == len(checked.reason) and not unsorted_rows
     valid = pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(timestamps, utc=True),
+            "timestamp": from_utc_nanoseconds(timestamps),
             **{
                 column: values if everything else values[keep]
                 for column, values in [*checked.prices.items(), ("volume", checked.volume)]
