@@ -97,34 +97,49 @@ FAULTS = {
 }
 
 
+# The simulator counts a request when it reads it, a little after the client sent it; on a
+# loaded machine (two CPUs, several test runs) that delay varies by up to tenths of a second. The
+# client applies the simulator's rules with windows this much longer, so that the delay of
+# one request cannot make two of them look closer than they were sent.
+PACING_ALLOWANCE_S = 0.5
+
+
+def client_pacing(enforced: PacingRules) -> dict:
+    return dataclasses.asdict(
+        dataclasses.replace(
+            enforced,
+            same_contract_window_s=enforced.same_contract_window_s + PACING_ALLOWANCE_S,
+            window_s=enforced.window_s + PACING_ALLOWANCE_S,
+        )
+    )
+
+
 @pytest.mark.parametrize("simulator", list(FAULTS.values()), ids=list(FAULTS), indirect=True)
 def test_backfill_under_faults_loses_and_duplicates_nothing(tmp_path, simulator):
     parameters = ingestion_parameters(source="ib")
-    if simulator.simulator.faults.pacing is not None:
-        # The client obeys the rules the simulator enforces; a violation that network
-        # jitter still causes is retried.
-        parameters["requests"]["pacing"] = dataclasses.asdict(simulator.simulator.faults.pacing)
-        parameters["requests"]["max_retries"] = 8
+    faults = simulator.simulator.faults
+    if faults.pacing is not None:
+        parameters["requests"]["pacing"] = client_pacing(faults.pacing)
     run_ingestion(tmp_path, parameters, connection=connection(simulator))
     assert_stored_equal_market(tmp_path, NVDA, SESSIONS)
     entries = ledger(tmp_path)
     assert {entry["status"] for entry in entries.values()} == {"complete"}
-    faults = simulator.simulator.faults
+    stats = simulator.stats
     injected = (
         len(faults.drop_after_requests)
         + len(faults.pacing_violation_requests)
         + len(faults.unanswered_requests)
         + len(faults.connectivity_loss_after_requests)
     )
+    assert stats.pacing_errors_sent == len(faults.pacing_violation_requests)
     # A refused or unanswered request costs one retry and nothing else is asked twice; a
     # drop or an outage also loses the requests in flight, which are asked again.
-    lost_in_flight = faults.drop_after_requests or faults.connectivity_loss_after_requests
-    if faults.pacing is None and not lost_in_flight:
-        assert simulator.stats.historical_requests == len(SESSIONS) + injected
+    if faults.drop_after_requests or faults.connectivity_loss_after_requests:
+        assert stats.historical_requests >= len(SESSIONS) + injected
     else:
-        assert simulator.stats.historical_requests > len(SESSIONS) or not injected
+        assert stats.historical_requests == len(SESSIONS) + injected
     if faults.drop_after_requests:
-        assert simulator.stats.connections == 1 + len(faults.drop_after_requests)
+        assert stats.connections == 1 + len(faults.drop_after_requests)
 
 
 def test_pacing_limiter_spaces_requests_by_the_rules():
