@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError, Version
 
-from ml_lstm.datasets import AtomicKerasModelDataset
+from ml_lstm.model_registry import AtomicKerasModelDataset
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ SAVE_BIG_MODEL = """
 import sys
 import keras
 from kedro.io import Version
-from ml_lstm.datasets import AtomicKerasModelDataset
+from ml_lstm.model_registry import AtomicKerasModelDataset
 
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((1000,)), keras.layers.Dense(2500), keras.layers.Dense(1)])
@@ -35,7 +35,7 @@ dataset.save(model)
 NEXT_RUN = """
 import sys
 from kedro.io import Version
-from ml_lstm.datasets import AtomicKerasModelDataset
+from ml_lstm.model_registry import AtomicKerasModelDataset
 print(AtomicKerasModelDataset(filepath=sys.argv[1], version=Version(None, None))
       .resolve_load_version())
 """

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
-from kedro.io import AbstractDataset, DatasetError, Version
+from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 
-from ml_lstm.datasets import write_text_atomically
+from ml_lstm.atomic_files import atomic_folder, remove_stale_temporaries, write_text_atomically
 
 MODEL_FILE = "lstm_model.keras"
 SCALER_FILE = "scaler.json"
@@ -251,3 +251,63 @@ class ServedModelDataset(AbstractDataset[None, dict[str, Any]]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._root), "pinned_version": self._pinned}
+
+
+class AtomicKerasModelDataset(AbstractVersionedDataset[Any, Any]):
+    """A Keras model (`.keras`) in Kedro's versioned layout, published whole or not at all.
+
+    The layout is that of kedro-datasets' TensorFlowModelDataset,
+    `<filepath>/<version>/<name>`, but the version folder is written under a temporary name
+    and renamed into place once the model is complete: a run killed mid-save leaves no
+    version folder, only a temporary that a later run removes, so the registry never sees a
+    half-written model. Loads with `safe_mode` (built-in Keras objects only), as
+    TensorFlowModelDataset does. Local paths only; Keras is imported on first use.
+    """
+
+    DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {"safe_mode": True}
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if version is None:
+            raise DatasetError(
+                f"AtomicKerasModelDataset({filepath}) keeps one folder per version: set "
+                "`versioned: true` on its catalog entry."
+            )
+        super().__init__(filepath=PurePosixPath(filepath), version=version)
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
+        self._save_args = dict(save_args or {})
+        self.metadata = metadata
+        remove_stale_temporaries(Path(self._filepath))
+
+    def load(self) -> Any:
+        import keras
+
+        return keras.saving.load_model(Path(self._get_load_path()), **self._load_args)
+
+    def save(self, data: Any) -> None:
+        import keras
+
+        save_path = Path(self._get_save_path())
+        with atomic_folder(save_path.parent) as folder:
+            keras.saving.save_model(data, folder / save_path.name, **self._save_args)
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).is_file()
+        except DatasetError:
+            return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+            "version": self._version,
+        }

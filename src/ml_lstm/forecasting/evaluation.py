@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_lstm.calendars import utc
+
 from .baselines import BASELINES
 
 logger = logging.getLogger(__name__)
@@ -176,7 +178,7 @@ def evaluate(
     persistence (price targets)."""
     scale = naive_scale(train_close, horizon)
     metrics: dict[str, dict[str, Any]] = score_forecasts(forecasts, scale)
-    timestamps = pd.to_datetime(forecasts["timestamp"], utc=True)
+    timestamps = utc(forecasts["timestamp"])
     metrics["evaluation"] = {
         "split": "test",
         "rows": len(forecasts),

@@ -221,7 +221,7 @@ def forecast_test_range(
         sma_window=modelling["baselines"]["sma_window"],
     )
     times = table["timestamp"].reset_index(drop=True)
-    position = pd.Index(times).get_indexer(pd.to_datetime(forecasts["timestamp"], utc=True))
+    position = pd.Index(times).get_indexer(utc(forecasts["timestamp"]))
     forecasts.insert(1, "target_bar_time", times.iloc[position + manifest["horizon"]].to_numpy())
     forecasts = forecasts.rename(columns={"timestamp": "as_of_bar_time"})
     forecasts["model_version"] = checked_model["version"]
