@@ -40,7 +40,7 @@ def process(frame: pd.DataFrame, instrument: dict) -> dict:
     bars = accept_minute_bars(valid, rejected, report, params)
     sessions = list_sessions(bars, instrument, RUN_INFO)
     minute_gaps = locate_gaps(bars, sessions)
-    gaps = analyse_gaps(minute_gaps, sessions, instrument, params)
+    gaps = analyse_gaps(minute_gaps, sessions, {"sessions": {}}, instrument, params)
     filled = fill_gaps(bars, minute_gaps, params)
     hourly = resample_to_session_bars(filled, sessions, params)
     features, listing = add_features(hourly, instrument, params)

@@ -32,11 +32,11 @@ def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-def process(bars: pd.DataFrame, instrument: dict = NVDA, **changes):
+def process(bars: pd.DataFrame, instrument: dict = NVDA, ledger: dict | None = None, **changes):
     sessions = list_sessions(bars, instrument, RUN_INFO)
     params = parameters(**changes)
     minute_gaps = locate_gaps(bars, sessions)
-    report = analyse_gaps(minute_gaps, sessions, instrument, params)
+    report = analyse_gaps(minute_gaps, sessions, ledger or {"sessions": {}}, instrument, params)
     filled = fill_gaps(bars, minute_gaps, params)
     return report, filled, resample_to_session_bars(filled, sessions, params)
 
@@ -251,7 +251,7 @@ def test_a_session_in_progress_counts_only_what_has_happened():
     sessions = list_sessions(valid, NVDA, run)
 
     minute_gaps = locate_gaps(valid, sessions)
-    gaps = analyse_gaps(minute_gaps, sessions, NVDA, parameters())
+    gaps = analyse_gaps(minute_gaps, sessions, {"sessions": {}}, NVDA, parameters())
     filled = fill_gaps(valid, minute_gaps, parameters())
     hourly = resample_to_session_bars(filled, sessions, parameters())
 
@@ -336,3 +336,27 @@ def test_resampling_invariants(case):
             real["close"].iloc[-1],
         ]
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+
+
+def test_missing_sessions_say_what_ingestion_recorded_for_them():
+    # Tuesday to Friday missing: the ledger says no data for two, a failure for one, and
+    # nothing for the last (never fetched).
+    minutes = session_minutes("XNYS", "2024-03-04").append(session_minutes("XNYS", "2024-03-11"))
+    ledger = {
+        "sessions": {
+            "2024-03-05": {"status": "no_data"},
+            "2024-03-06": {"status": "no_data"},
+            "2024-03-07": {"status": "failed"},
+        }
+    }
+
+    report, _, _ = process(minute_bars(minutes), ledger=ledger)
+
+    assert report["missing_sessions"] == [
+        {
+            "first": "2024-03-05",
+            "last": "2024-03-08",
+            "sessions": 4,
+            "ingestion": {"failed": 1, "no_data": 2, "not_in_ledger": 1},
+        }
+    ]

@@ -166,10 +166,21 @@ def locate_gaps(minute_bars: pd.DataFrame, sessions: pd.DataFrame) -> MinuteGaps
 
 
 def analyse_gaps(
-    minute_gaps: MinuteGaps, sessions: pd.DataFrame, instrument: dict, data_processing: dict
+    minute_gaps: MinuteGaps,
+    sessions: pd.DataFrame,
+    ingestion_ledger: dict,
+    instrument: dict,
+    data_processing: dict,
 ) -> dict:
-    """Expected and present minutes per session, missing sessions and every intra-session gap."""
-    report = gap_report(minute_gaps, sessions, instrument, data_processing["max_fill_minutes"])
+    """Expected and present minutes per session, missing sessions (with the status ingestion
+    recorded for them) and every intra-session gap."""
+    report = gap_report(
+        minute_gaps,
+        sessions,
+        instrument,
+        data_processing["max_fill_minutes"],
+        ingestion_ledger.get("sessions", {}),
+    )
     summary = report["summary"]
     logger.info(
         "%s: %d of %d sessions have bars; %d gaps (%d minutes), %d of them filled",

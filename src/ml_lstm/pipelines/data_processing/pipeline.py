@@ -52,7 +52,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=analyse_gaps,
-                inputs=["minute_gaps", "sessions", "params:instrument", "params:data_processing"],
+                inputs=[
+                    "minute_gaps",
+                    "sessions",
+                    "ingestion_ledger",
+                    "params:instrument",
+                    "params:data_processing",
+                ],
                 outputs="gap_report",
                 name="analyse_gaps",
             ),

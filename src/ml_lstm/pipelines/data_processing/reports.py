@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -64,9 +66,15 @@ def _locations(bars: pd.DataFrame, rows: np.ndarray) -> list[dict]:
 
 
 def gap_report(
-    minute_gaps: MinuteGaps, sessions: pd.DataFrame, instrument: dict, max_fill_minutes: int
+    minute_gaps: MinuteGaps,
+    sessions: pd.DataFrame,
+    instrument: dict,
+    max_fill_minutes: int,
+    ledger_sessions: dict,
 ) -> dict:
-    """Expected and present minutes per session, missing sessions and every gap."""
+    """Expected and present minutes per session, missing sessions (with what ingestion
+    recorded for them: `ledger_sessions` is the ingestion ledger's `sessions`) and every gap.
+    """
     located, gaps = minute_gaps.located, minute_gaps.gaps
     filled = fillable(gaps, max_fill_minutes)
     labels = pd.DatetimeIndex(sessions.index).strftime("%Y-%m-%d")
@@ -96,7 +104,12 @@ def gap_report(
             "longest_gap_minutes": int(gaps.minutes.max()) if len(gaps.minutes) else 0,
         },
         "missing_sessions": [
-            {"first": labels[a], "last": labels[b], "sessions": int(b - a + 1)}
+            {
+                "first": labels[a],
+                "last": labels[b],
+                "sessions": int(b - a + 1),
+                "ingestion": _ledger_statuses(ledger_sessions, labels[a : b + 1]),
+            }
             for a, b in _runs(np.flatnonzero(~has_bars))
         ],
         "sessions": per_session[has_bars].to_dict("records"),
@@ -105,6 +118,14 @@ def gap_report(
     if on_us_holidays:
         report["summary"]["trailing_gaps_on_us_holidays"] = int(gap_table["us_holiday"].count())
     return json_ready(report)
+
+
+def _ledger_statuses(ledger_sessions: dict, labels: pd.Index) -> dict[str, int]:
+    """How many of these sessions the ingestion ledger records with each status: e.g.
+    no_data (the source had none), failed (fetching failed; run ingestion again) or
+    not_in_ledger (never asked for: outside every backfill window so far)."""
+    statuses = [ledger_sessions.get(label, {}).get("status", "not_in_ledger") for label in labels]
+    return dict(sorted(Counter(statuses).items()))
 
 
 def _us_holidays_of_trailing_gaps(gap_table: pd.DataFrame) -> pd.Series:
