@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ from ingestion_support import (
     window_sessions,
 )
 
+from ml_lstm.datasets import IBConnectionDataset
 from ml_lstm.ib_data import IngestionError
 from ml_lstm.pacing import PacingBook, PacingRules
 from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
@@ -31,6 +33,7 @@ from ml_lstm.tws_simulator import (
     ORDER_MESSAGES,
     ORDER_STATE_REQUESTS,
     PLACE_ORDER,
+    REQ_AUTO_OPEN_ORDERS,
     REQ_HISTORICAL_DATA,
     Faults,
     SimulatorThread,
@@ -310,9 +313,10 @@ def test_unknown_symbol_is_a_clear_error_naming_it(tmp_path, simulator):
         )
 
 
-def test_connection_refused_is_a_clear_error_without_the_address(tmp_path, simulator):
+def test_connection_refused_is_a_clear_error_without_the_address(tmp_path, simulator, caplog):
     port = simulator.port
-    simulator.stop()
+    simulator.stop()  # a real refused connection, on a loopback port that was just freed
+    caplog.set_level(logging.INFO, logger="ib_insync")  # more than conf/logging.yml lets out
     with pytest.raises(ConnectionError, match="Could not connect to TWS") as raised:
         run_ingestion(
             tmp_path,
@@ -320,6 +324,41 @@ def test_connection_refused_is_a_clear_error_without_the_address(tmp_path, simul
             connection={"host": "127.0.0.1", "port": port, "client_id": 3},
         )
     assert str(port) not in str(raised.value)
+    # ib_insync's own lines (INFO "Connecting to ...", ERROR "API connection failed: ...")
+    # are still logged, without the address.
+    failed = [r for r in caplog.records if "API connection failed" in r.getMessage()]
+    assert failed and failed[0].levelno == logging.ERROR
+    assert str(port) not in caplog.text
+    assert "127.0.0.1" not in caplog.text
+
+
+def test_a_backfill_logs_no_tws_address(tmp_path, simulator, caplog):
+    caplog.set_level(logging.INFO, logger="ib_insync")
+    run_ingestion(
+        tmp_path,
+        ingestion_parameters(source="ib", end_date="2024-01-03"),
+        connection=connection(simulator),
+    )
+    assert "Connecting to" in caplog.text  # ib_insync's line, redacted
+    assert str(simulator.port) not in caplog.text
+    assert "127.0.0.1" not in caplog.text
+
+
+@pytest.mark.parametrize("where", ["credentials", "environment"])
+def test_client_id_0_is_refused_before_connecting(tmp_path, simulator, monkeypatch, where):
+    # With client id 0 ib_insync sends reqAutoOpenOrders, an order-state request.
+    credentials = tmp_path / "credentials.yml"
+    client_id = "0" if where == "credentials" else "5"
+    credentials.write_text(
+        f"ib:\n  host: 127.0.0.1\n  port: {simulator.port}\n  client_id: {client_id}\n"
+    )
+    if where == "environment":
+        monkeypatch.setenv("IB_CLIENT_ID", "0")
+    settings = IBConnectionDataset(str(credentials)).load()
+    with pytest.raises(ValueError, match=r"client id 0 is refused.*reqAutoOpenOrders"):
+        run_ingestion(tmp_path, ingestion_parameters(source="ib"), connection=settings)
+    assert simulator.stats.connections == 0
+    assert REQ_AUTO_OPEN_ORDERS not in simulator.stats.messages_received
 
 
 def test_the_backfill_connects_read_only_and_sends_no_order_message(tmp_path, simulator):
