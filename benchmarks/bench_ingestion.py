@@ -72,7 +72,8 @@ def backfill_from_simulator(concurrency: int, separate_process: bool = False) ->
 
 
 def import_csv(path: str) -> None:
-    from ml_lstm.pipelines.ingestion.file_sources import PRESETS, read_bars_csv, split_by_session
+    from ml_lstm.pipelines.ingestion.csv_bars import PRESETS, read_bars_csv
+    from ml_lstm.pipelines.ingestion.file_sources import split_by_session
 
     bars = read_bars_csv(path, PRESETS["plain"])
     sessions = split_by_session(bars, NVDA, path)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import lzma
 import sqlite3
+import zipfile
 
 import pandas as pd
 import pytest
 from ingestion_support import NVDA, ingestion_parameters, run_ingestion, stored_sessions
 from support import SHARED_DATA, requires_shared_data
 
-from ml_lstm.pipelines.ingestion.file_sources import PRESETS, read_bars_csv, split_by_session
+from ml_lstm.pipelines.ingestion.csv_bars import PRESETS, read_bars_csv
+from ml_lstm.pipelines.ingestion.file_sources import split_by_session
 
 # Two NVDA bars at the open of 2024-01-02 (14:30 UTC = 09:30 New York), one on 2024-01-03,
 # and one pre-market bar that is outside the regular session.
@@ -157,7 +162,7 @@ MALFORMED = {
         "timestamp,open,high,low,close,volume\n2024-01-02T14:30:00Z,1,2,0.5,1,10\n"
         "yesterday noon,1,2,0.5,1,10\n",
         "plain",
-        r"row 3: timestamp 'yesterday noon'",
+        r"line 3: timestamp 'yesterday noon'",
     ),
     "wrong delimiter": (
         "timestamp;open;high;low;close;volume\n2024-01-02T14:30:00Z;1;2;0.5;1;10\n",
@@ -167,9 +172,16 @@ MALFORMED = {
     "not a number": (
         "2024.01.02,09:30,48.1,48.3,abc,48.2,1200\n",
         "mt4",
-        r"row 1: field 'low' is 'abc'",
+        r"line 1: field 'low' is 'abc'",
     ),
     "header only": ("timestamp,open,high,low,close,volume\n", "plain", r"no rows"),
+    # Blank lines are counted: the line number is the one an editor shows.
+    "bad time after a blank line": (
+        "timestamp,open,high,low,close,volume\n2024-01-02T14:30:00Z,1,2,0.5,1,10\n\n"
+        "yesterday noon,1,2,0.5,1,10\n",
+        "plain",
+        r"line 4: timestamp 'yesterday noon'",
+    ),
 }
 
 
@@ -257,3 +269,75 @@ def test_real_yfinance_export_imports_every_regular_session(tmp_path):
     source = read_bars_csv(path, PRESETS["yfinance"])
     assert sum(len(bars) for bars in stored.values()) == len(source)
     assert "2026-03-12" in stored and len(stored["2026-03-12"]) > 350
+
+
+PLAIN_TEXT = FILES["plain"][0]
+
+
+@pytest.mark.parametrize(
+    ("name", "compress"),
+    [
+        ("bars.csv.gz", gzip.compress),
+        ("bars.csv", gzip.compress),  # a gzip file passed as a CSV
+        ("bars.csv.bz2", bz2.compress),
+        ("bars.csv.xz", lzma.compress),
+    ],
+)
+def test_compressed_csv_is_read_as_is(tmp_path, name, compress):
+    plain = tmp_path / "plain.csv"
+    plain.write_text(PLAIN_TEXT)
+    packed = tmp_path / name
+    packed.write_bytes(compress(PLAIN_TEXT.encode()))
+    expected = read_bars_csv(plain, PRESETS["plain"])
+    pd.testing.assert_frame_equal(read_bars_csv(packed, PRESETS["plain"]), expected)
+
+
+def test_zipped_csv_is_read_as_is(tmp_path):
+    path = tmp_path / "bars.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("bars.csv", PLAIN_TEXT)
+    assert len(read_bars_csv(path, PRESETS["plain"])) == 4
+
+
+NOT_TEXT = {
+    "binary": (bytes(range(256)) * 4, r"looks binary \(it holds NUL bytes"),
+    "utf-16": (PLAIN_TEXT.encode("utf-16"), r"UTF-16"),
+    "latin-1": (
+        ("timestamp,open,high,low,close,volume\n# prix en \u00e9t\u00e9\n" + PLAIN_TEXT).encode(
+            "latin-1"
+        ),
+        r"not UTF-8 \(byte 0xe9 at offset \d+\); if it is Latin-1",
+    ),
+    "broken gzip": (b"\x1f\x8b\x08\x00garbage", r"looks gzip-compressed but cannot be"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_TEXT))
+def test_a_file_that_is_not_csv_text_is_named_and_described(tmp_path, case):
+    content, message = NOT_TEXT[case]
+    path = tmp_path / "export.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as raised:
+        read_bars_csv(path, PRESETS["plain"])
+    assert str(path) in str(raised.value)
+
+
+def test_duplicate_time_stamps_are_named_by_line(tmp_path, caplog):
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-02T14:30:00Z,1,2,0.5,1,10\n"  # line 2
+        "2024-01-02T14:31:00Z,1,2,0.5,1,10\n"  # line 3
+        "\n"
+        "2024-01-02T14:30:00Z,1,2,0.5,1.5,10\n"  # line 5: same time as line 2
+        "2024-01-02T14:31:00Z,1,2,0.5,1.5,10\n"  # line 6: same time as line 3
+        "2024-01-02T14:30:00Z,1,2,0.5,1.2,10\n"  # line 7: the last one at 14:30, kept
+    )
+    with caplog.at_level(logging.WARNING, logger="ml_lstm.pipelines.ingestion"):
+        bars = read_bars_csv(path, PRESETS["plain"])
+    assert bars["close"].tolist() == [1.2, 1.5]
+    message = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert str(path) in message
+    assert "3 duplicate time stamps" in message
+    assert "2024-01-02T14:30:00Z on lines 2, 5, 7" in message
+    assert "2024-01-02T14:31:00Z on lines 3, 6" in message

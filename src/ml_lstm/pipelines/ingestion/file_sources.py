@@ -1,11 +1,6 @@
-"""File sources: a user's CSV of minute bars, or a SQLite table of ticks, split by session.
-
-CSV formats are described by `CsvFormat`; presets cover MetaTrader 4 exports
-(`YYYY.MM.DD,HH:MM,o,h,l,c,v`, no header), NinjaTrader (`YYYYMMDD HHMMSS;o;h;l;c;v`, no
-header, stamped at the bar's end), yfinance downloads (`Datetime,Open,...` or yfinance's
-column order, offsets in the time stamps) and the plain raw layout
-(`timestamp,open,high,low,close,volume`). Any piece of a preset can be overridden from
-`ingestion.csv`. Bad files fail with an error naming the file, the row and the field.
+"""File sources: a user's CSV of minute bars (read by `csv_bars`), or a SQLite table of
+ticks aggregated to minute bars, split by the instrument's sessions. Bad files fail with an
+error naming the file, the row and the field.
 """
 
 from __future__ import annotations
@@ -13,7 +8,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,71 +15,9 @@ import pandas as pd
 from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
 from ml_lstm.calendars import instrument_sessions, session_of
 
+from .csv_bars import csv_format, has_offsets, read_bars_csv
+
 logger = logging.getLogger(__name__)
-
-PRICES = ["open", "high", "low", "close"]
-BAR_COLUMNS = ["timestamp", *PRICES, "volume"]
-
-
-@dataclass(frozen=True)
-class CsvFormat:
-    """How to read a CSV of bars. `columns` maps our names to the file's (names or 0-based
-    positions); a `date` plus `time` pair may stand in for `timestamp`."""
-
-    columns: dict
-    delimiter: str = ","
-    header: bool = True
-    timestamp_format: str = "ISO8601"
-    # Zone of times written without one. No default: a wrong guess shifts every bar.
-    timezone: str | None = None
-    stamps: str = "start"  # start | end of the bar
-
-    def with_overrides(self, overrides: dict | None) -> CsvFormat:
-        changes = {key: value for key, value in (overrides or {}).items() if value is not None}
-        unknown = set(changes) - set(self.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"Unknown ingestion.csv key(s) {sorted(unknown)}: expected some of "
-                f"{sorted(self.__dataclass_fields__)}."
-            )
-        fmt = replace(self, **changes)
-        if fmt.stamps not in ("start", "end"):
-            raise ValueError(f"ingestion.csv.stamps must be 'start' or 'end', not {fmt.stamps!r}.")
-        return fmt
-
-
-_POSITIONS = dict(zip([*PRICES, "volume"], range(1, 6), strict=True))
-TIME_KEYS = ("timestamp", "date", "time")
-
-PRESETS = {
-    "plain": CsvFormat(columns={name: name for name in BAR_COLUMNS}),
-    "mt4": CsvFormat(
-        columns={"date": 0, "time": 1, **{k: v + 1 for k, v in _POSITIONS.items()}},
-        header=False,
-        timestamp_format="%Y.%m.%d %H:%M",
-    ),
-    "ninjatrader": CsvFormat(
-        columns={"timestamp": 0, **_POSITIONS},
-        delimiter=";",
-        header=False,
-        timestamp_format="%Y%m%d %H%M%S",
-        stamps="end",
-    ),
-    "yfinance": CsvFormat(
-        columns={"timestamp": "Datetime", **{name: name.title() for name in [*PRICES, "volume"]}}
-    ),
-}
-
-
-def csv_format(ingestion: dict, instrument: dict) -> CsvFormat:
-    """The preset named by `csv_format` (run or instrument), with `ingestion.csv` overrides."""
-    name = instrument.get("csv_format") or ingestion.get("csv_format") or "plain"
-    if name not in PRESETS:
-        raise ValueError(
-            f"Unknown csv_format {name!r}: expected one of {', '.join(sorted(PRESETS))} "
-            "(or plain with ingestion.csv overrides)."
-        )
-    return PRESETS[name].with_overrides(ingestion.get("csv"))
 
 
 def file_path(source: str, ingestion: dict, instrument: dict) -> Path:
@@ -101,152 +33,6 @@ def file_path(source: str, ingestion: dict, instrument: dict) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{key} {str(path)!r} does not exist or is not a file.")
     return path
-
-
-def read_bars_csv(path: str | Path, fmt: CsvFormat) -> pd.DataFrame:
-    """Minute bars of a CSV file: tz-aware UTC bar-start `timestamp` and OHLCV, sorted."""
-    path = Path(path)
-    if path.stat().st_size == 0 or not path.read_bytes()[:4096].strip():
-        raise ValueError(f"{path}: the file is empty (expected minute bars).")
-    # Time columns are read as text; prices and volume are left to the C parser, which
-    # reads clean numbers (spaces around them included) in one pass. A column it cannot
-    # make numeric (a typo, an empty field) takes the slower path that names the row.
-    text_sources = {source for key, source in fmt.columns.items() if key in TIME_KEYS}
-    frame = pd.read_csv(
-        path,
-        sep=fmt.delimiter,
-        header=0 if fmt.header else None,
-        dtype=dict.fromkeys(text_sources, str),
-        keep_default_na=False,
-        skipinitialspace=True,
-    )
-    frame = _drop_yfinance_ticker_rows(frame)
-    first_data_line = 2 if fmt.header else 1
-    columns = _select_columns(path, frame, fmt)
-    if "timestamp" in columns:
-        text = columns["timestamp"].astype(str)
-    else:
-        text = (
-            columns["date"].astype(str).str.strip() + " " + columns["time"].astype(str).str.strip()
-        )
-    stamps = _parse_times(path, text, fmt, first_data_line)
-    bars = pd.DataFrame({"timestamp": stamps})
-    for name in [*PRICES, "volume"]:
-        if name not in columns:
-            bars[name] = 0
-            continue
-        column = columns[name]
-        if pd.api.types.is_numeric_dtype(column):
-            values, blank = column.astype("float64"), None
-        else:
-            stripped = column.astype(str).str.strip()
-            values, blank = pd.to_numeric(stripped, errors="coerce"), stripped == ""
-        bad = values.isna() if name in PRICES or blank is None else values.isna() & ~blank
-        if bad.any():
-            row = int(bad.to_numpy().argmax())
-            raise ValueError(
-                f"{path}, row {row + first_data_line}: field {name!r} is "
-                f"{column.iloc[row]!r}, expected a number."
-            )
-        bars[name] = values.fillna(0) if name == "volume" else values
-    if fmt.stamps == "end":
-        bars["timestamp"] -= pd.Timedelta(minutes=1)
-    return _sorted_unique(bars, path)
-
-
-def _drop_yfinance_ticker_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    # yfinance >= 0.2.51 writes a two-level header: "Price,Close,...", "Ticker,NVDA,...",
-    # then "Datetime,,,...". Fold it into one header row.
-    if len(frame.columns) and frame.columns[0] == "Price" and len(frame):
-        labels = frame.iloc[:, 0]
-        frame = frame[~labels.isin(["Ticker", "Datetime", "Date"])]
-        return frame.rename(columns={"Price": "Datetime"}).reset_index(drop=True)
-    return frame
-
-
-def _select_columns(path: Path, frame: pd.DataFrame, fmt: CsvFormat) -> dict[str, pd.Series]:
-    wanted = dict(fmt.columns)
-    if len(frame.columns) == 1 and len(wanted) > 1:
-        first = str(frame.columns[0]) if fmt.header else str(frame.iloc[0, 0])
-        guess = max((",", ";", "\t", "|"), key=first.count)
-        hint = f" it looks like {guess!r}" if first.count(guess) else ""
-        raise ValueError(
-            f"{path}: found a single column with delimiter {fmt.delimiter!r} where "
-            f"{len(wanted)} were expected ({', '.join(wanted)});{hint} — set "
-            "ingestion.csv.delimiter or pick the right csv_format."
-        )
-    selected, missing = {}, []
-    for name, source in wanted.items():
-        if isinstance(source, int):
-            if source >= len(frame.columns):
-                missing.append(f"{name} (column {source + 1})")
-                continue
-            selected[name] = frame.iloc[:, source]
-        elif source in frame.columns:
-            selected[name] = frame[source]
-        elif name != "volume":
-            missing.append(f"{name} ({source!r})")
-    if missing:
-        found = ", ".join(map(str, frame.columns)) if fmt.header else f"{len(frame.columns)} fields"
-        raise ValueError(
-            f"{path}: missing column(s) {', '.join(missing)}; the file has {found}. Set "
-            "ingestion.csv.columns or pick the right csv_format."
-        )
-    if "timestamp" not in selected and not {"date", "time"} <= set(selected):
-        raise ValueError(f"{path}: the format names neither `timestamp` nor `date` + `time`.")
-    if not len(frame):
-        raise ValueError(f"{path}: the file has a header but no rows.")
-    return selected
-
-
-def _parse_times(path: Path, text: pd.Series, fmt: CsvFormat, first_line: int) -> pd.Series:
-    stamps = _to_datetime(text, fmt)
-    if stamps.isna().any():  # stray spaces around some time stamps: strip and try again
-        text = text.str.strip()
-        stamps = _to_datetime(text, fmt)
-    bad = stamps.isna()
-    if bad.any():
-        row = int(bad.to_numpy().argmax())
-        raise ValueError(
-            f"{path}, row {row + first_line}: timestamp {text.iloc[row]!r} does not match "
-            f"the format {fmt.timestamp_format!r} (set ingestion.csv.timestamp_format)."
-        )
-    if stamps.dt.tz is None:
-        if fmt.timezone is None:
-            raise ValueError(
-                f"{path}: the times have no zone (the first is {text.iloc[0]!r}) and none is "
-                "configured: set ingestion.csv.timezone to the zone they are written in "
-                "(e.g. America/New_York, or UTC)."
-            )
-        try:
-            stamps = stamps.dt.tz_localize(fmt.timezone, ambiguous="raise", nonexistent="raise")
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                f"{path}: naive times cannot be placed in zone {fmt.timezone!r} ({error}); set "
-                "ingestion.csv.timezone."
-            ) from None
-    return stamps.dt.tz_convert("UTC").dt.as_unit("ns")
-
-
-def _to_datetime(text: pd.Series, fmt: CsvFormat) -> pd.Series:
-    if fmt.timestamp_format == "ISO8601":
-        return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=_has_offsets(text))
-    return pd.to_datetime(text, format=fmt.timestamp_format, errors="coerce")
-
-
-def _has_offsets(text: pd.Series) -> bool:
-    sample = text.iloc[0]
-    return sample.endswith("Z") or "+" in sample[10:] or sample[10:].count("-") > 0
-
-
-def _sorted_unique(bars: pd.DataFrame, source: object) -> pd.DataFrame:
-    bars = bars.sort_values("timestamp", kind="stable")
-    unique = bars.drop_duplicates("timestamp", keep="last")
-    if len(unique) < len(bars):
-        logger.warning(
-            "%s: %d duplicate time stamps, kept the last of each", source, len(bars) - len(unique)
-        )
-    return unique.reset_index(drop=True)
 
 
 def read_ticks_sqlite(path: str | Path, settings: dict) -> pd.DataFrame:
@@ -305,7 +91,7 @@ def _tick_times(path: Path, values: pd.Series, zone: str) -> pd.Series:
         unit = "ms" if numeric.abs().max() > 1e11 else "s"
         return pd.to_datetime(numeric, unit=unit, utc=True)
     text = values.astype(str)
-    stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=_has_offsets(text))
+    stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=has_offsets(text))
     if stamps.isna().any():
         row = int(stamps.isna().to_numpy().argmax())
         raise ValueError(
