@@ -75,11 +75,13 @@ def fit_model(
     validation: tuple[np.ndarray, np.ndarray],
     training: dict,
     stateful: bool = False,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
 ) -> dict[str, list[float] | int | bool]:
     """Fits with early stopping (best weights restored) and learning-rate reduction.
 
     Stateful models see their samples in time order (no shuffling), trimmed to a multiple
     of the batch size. Returns the per-epoch history plus where the best epoch was.
+    `callbacks` run after the project's own (tuning's pruning callback, for one).
     """
     x_train, y_train = train
     x_val, y_val = validation
@@ -89,7 +91,7 @@ def fit_model(
         x_val, y_val = batch_divisible(x_val, y_val, batch_size)
     epochs = training["epochs"]
     progress = EpochLogger(epochs)
-    callbacks: list[keras.callbacks.Callback] = [
+    fit_callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=training["patience"], restore_best_weights=True
         ),
@@ -102,7 +104,8 @@ def fit_model(
         progress,
     ]
     if stateful:
-        callbacks.append(ResetStatesEachEpoch())
+        fit_callbacks.append(ResetStatesEachEpoch())
+    fit_callbacks.extend(callbacks)
     history = model.fit(
         x_train,
         y_train,
@@ -111,7 +114,7 @@ def fit_model(
         batch_size=batch_size,
         shuffle=not stateful,
         verbose=0,
-        callbacks=callbacks,
+        callbacks=fit_callbacks,
     )
     curves = {
         name: [float(value) for value in values]
@@ -137,6 +140,7 @@ def fit_on_splits(
     lookback: int,
     horizon: int,
     training: dict,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
 ) -> dict:
     """Fits `model` on the `train` windows of `table`, early-stopped on its `validation`
     windows (see fit_model); stateful when the model was built so."""
@@ -145,7 +149,9 @@ def fit_on_splits(
     x_train, y_train, _ = split_windows(table, scaled, labels, "train", lookback)
     x_val, y_val, _ = split_windows(table, scaled, labels, "validation", lookback)
     stateful = any(getattr(layer, "stateful", False) for layer in model.layers)
-    return fit_model(model, (x_train, y_train), (x_val, y_val), training, stateful=stateful)
+    return fit_model(
+        model, (x_train, y_train), (x_val, y_val), training, stateful=stateful, callbacks=callbacks
+    )
 
 
 def servable(model: keras.Model, config: dict, history: dict) -> keras.Model:
@@ -170,6 +176,7 @@ def train_model(
     horizon: int,
     seed: int,
     initial_weights: list[np.ndarray] | None = None,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
 ) -> tuple[keras.Model, dict]:
     """A model built from `config` (seeded), fitted on `table`'s train/validation windows.
 
@@ -180,5 +187,5 @@ def train_model(
     model = build_model(config)
     if initial_weights is not None:
         model.set_weights(initial_weights)
-    history = fit_on_splits(model, table, scaler, lookback, horizon, training)
+    history = fit_on_splits(model, table, scaler, lookback, horizon, training, callbacks)
     return servable(model, config, history), history
