@@ -18,6 +18,11 @@ warnings.filterwarnings(
 
 HOOKS = (InstrumentsHook(), RunInfoHook())
 
+# kedro-mlflow's own hook would start MLflow on every run, even with tracking off; the
+# project's tracking hook (ml_lstm.tracking) drives it only where conf/<env>/mlflow.yml
+# switches tracking on.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
