@@ -12,8 +12,10 @@ import logging
 import signal
 from pathlib import Path
 
+from ml_lstm.calendars import utc
 from ml_lstm.pacing import PacingRules
 
+from .clock import SimulatorClock
 from .faults import Faults
 from .feeds import SimulatedInstrument, instrument_from_parameters
 from .runners import MODULE
@@ -48,6 +50,16 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connectivity-loss-after", type=int, action="append", default=[])
     parser.add_argument("--no-data", action="append", default=[], help="YYYY-MM-DD")
     parser.add_argument("--enforce-pacing", action="store_true", help="IB's pacing rules")
+    parser.add_argument(
+        "--start", default=None, help="replay from this time (ISO) on the simulator's own clock"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second (with --start)"
+    )
+    parser.add_argument(
+        "--restart-at", action="append", default=[], help="daily-restart fault at (ISO, simulated)"
+    )
+    parser.add_argument("--restart-minutes", type=float, default=5.0)
     return parser.parse_args(argv)
 
 
@@ -70,6 +82,8 @@ def faults_from_arguments(arguments: argparse.Namespace) -> Faults:
         connectivity_loss_after_requests=frozenset(arguments.connectivity_loss_after),
         no_data_dates=frozenset(arguments.no_data),
         pacing=PacingRules() if arguments.enforce_pacing else None,
+        restart_at=tuple(sorted(utc(text) for text in arguments.restart_at)),
+        restart_minutes=arguments.restart_minutes,
     )
 
 
@@ -91,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
 async def serve(
     instruments: list[SimulatedInstrument], faults: Faults, arguments: argparse.Namespace
 ) -> None:
-    simulator = TwsSimulator(instruments, faults)
+    clock = SimulatorClock(arguments.start, arguments.speed) if arguments.start else None
+    simulator = TwsSimulator(instruments, faults, clock=clock)
     port = await simulator.start(arguments.host, arguments.port)
     served = ", ".join(f"{i.symbol} ({i.sec_type})" for i in instruments)
     logger.info("TWS simulator listening on %s:%d, serving %s", arguments.host, port, served)

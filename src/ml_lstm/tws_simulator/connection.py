@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .market_data import MarketDataRequests
@@ -59,6 +58,7 @@ from .protocol import (
 
 if TYPE_CHECKING:
     from .server import TwsSimulator
+    from .streaming import BarStream
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class Connection:
         self.client_id: int | None = None
         # Historical answers in preparation, by request id (cancelled on close or outage).
         self.tasks: dict[int, asyncio.Task] = {}
+        # keepUpToDate subscriptions, by request id (stopped on cancel, close or outage).
+        self.streams: dict[int, BarStream] = {}
         self.offline = False
         self.closed = False
         self.market_data = MarketDataRequests(self)
@@ -115,6 +117,9 @@ class Connection:
         for task in self.tasks.values():
             task.cancel()
         self.tasks.clear()
+        for stream in self.streams.values():
+            stream.stop()
+        self.streams.clear()
 
     # -- handshake and dispatch ----------------------------------------------------------
 
@@ -130,7 +135,7 @@ class Connection:
         if high < MIN_CLIENT_VERSION or low > SERVER_VERSION:
             logger.warning("TWS simulator: unsupported client versions %s", versions)
             return
-        self.send(min(high, SERVER_VERSION), server_time_text())
+        self.send(min(high, SERVER_VERSION), server_time_text(self.server.clock.now()))
         while not self.closed:
             fields = await self._read_message()
             self.dispatch(fields)
@@ -168,9 +173,7 @@ class Connection:
             REQ_COMPLETED_ORDERS: lambda _: self.send(COMPLETED_ORDERS_END),
             REQ_IDS: lambda _: self.send(NEXT_VALID_ID, 1, 1),
             REQ_MANAGED_ACCTS: lambda _: self.send(MANAGED_ACCTS, 1, self.server.account),
-            REQ_CURRENT_TIME: lambda _: self.send(
-                CURRENT_TIME, 1, int(datetime.now(UTC).timestamp())
-            ),
+            REQ_CURRENT_TIME: self.current_time,
             REQ_CONTRACT_DETAILS: market_data.contract_details,
             REQ_HEAD_TIMESTAMP: market_data.head_timestamp,
             REQ_HISTORICAL_DATA: market_data.historical_data,
@@ -193,8 +196,16 @@ class Connection:
             self.error(-1, code, farm)
 
     def account_updates(self, fields: list[str]) -> None:
-        self.send(ACCT_UPDATE_TIME, 1, datetime.now(UTC).strftime("%H:%M"))
+        self.send(ACCT_UPDATE_TIME, 1, self.server.clock.now().strftime("%H:%M"))
         self.send(ACCT_DOWNLOAD_END, 1, fields[3] or self.server.account)
+
+    def current_time(self, _fields: list[str]) -> None:
+        """The server's time; subscriptions first get what they are owed by then, so a
+        client never hears of a time before the bars that ended by it."""
+        now = self.server.clock.now()
+        for stream in list(self.streams.values()):
+            stream.advance(now)
+        self.send(CURRENT_TIME, 1, int(now.timestamp()))
 
     def no_open_orders(self, _fields: list[str]) -> None:
         self.send(OPEN_ORDER_END, 1)

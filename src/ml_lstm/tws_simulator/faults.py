@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
+from ml_lstm.calendars import utc
 from ml_lstm.pacing import PacingRules
 
 
@@ -29,6 +32,16 @@ class Faults:
     # formatDate 1 bar times as older TWS versions send them: "yyyymmdd  hh:mm:ss" in the
     # exchange's zone, without naming it.
     naive_format1_times: bool = False
+    # Streaming faults, at simulated times (see SimulatorClock): the socket is closed; the
+    # connectivity is lost (1100, then 1102 `outage_s` real seconds later); updates stop for
+    # `stall_minutes` with the socket open; the server goes away for `restart_minutes`, as
+    # TWS and IB Gateway do at their daily restart.
+    drop_at: tuple[pd.Timestamp, ...] = ()
+    connectivity_loss_at: tuple[pd.Timestamp, ...] = ()
+    stall_at: tuple[pd.Timestamp, ...] = ()
+    stall_minutes: float = 5.0
+    restart_at: tuple[pd.Timestamp, ...] = ()
+    restart_minutes: float = 5.0
 
     @classmethod
     def from_parameters(cls, parameters: dict | None) -> Faults:
@@ -44,8 +57,10 @@ class Faults:
             )
         values: dict[str, object] = {}
         for name, value in parameters.items():
-            if name in {"latency_s", "outage_s"}:
+            if name in {"latency_s", "outage_s", "stall_minutes", "restart_minutes"}:
                 values[name] = float(value)
+            elif name.endswith("_at"):
+                values[name] = tuple(sorted(utc(str(v)) for v in value or []))
             elif name == "naive_format1_times":
                 values[name] = bool(value)
             elif name == "no_data_dates":
@@ -63,6 +78,9 @@ class SimulatorStats:
     rejected_orders: int = 0
     # Error 162 "pacing violation" answers, injected or for a rule that was broken.
     pacing_errors_sent: int = 0
+    # Streaming: historical-data update messages (msg 90) sent, and server restarts.
+    updates_sent: int = 0
+    restarts: int = 0
     errors_sent: dict[int, int] = field(default_factory=dict)
     # Incoming message id -> how many arrived (what the clients asked for).
     messages_received: dict[int, int] = field(default_factory=dict)

@@ -28,6 +28,7 @@ from .protocol import (
     parse_duration,
     parse_end_time,
 )
+from .streaming import BarStream, forming_bar
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -114,10 +115,14 @@ class MarketDataRequests:
         task = self.connection.tasks.pop(int(fields[2]), None)
         if task is not None:
             task.cancel()
+        stream = self.connection.streams.pop(int(fields[2]), None)
+        if stream is not None:
+            stream.stop()
 
     def historical_data(self, fields: list[str]) -> None:
         req_id = int(fields[1])
         end_text, bar_size, duration_text, use_rth, what, format_date = fields[15:21]
+        keep_up_to_date = len(fields) > 21 and fields[21] == "1"
         number = self.server.next_request_number()
         if not self._arrives(number):
             return
@@ -129,14 +134,21 @@ class MarketDataRequests:
         if refusal is not None:
             self.connection.error(req_id, *refusal)
             return
+        if keep_up_to_date and end_text.strip():
+            self.connection.error(
+                req_id, 321, "Error validating request: keepUpToDate needs an empty endDateTime"
+            )
+            return
         try:
-            end = parse_end_time(end_text)
+            end = parse_end_time(end_text, self.server.clock.now())
             start = end - parse_duration(duration_text)
         except ValueError as error:
             self.connection.error(req_id, 321, f"Error validating request: {error}")
             return
         self.connection.tasks[req_id] = asyncio.ensure_future(
-            self.answer_historical(req_id, instrument, start, end, what, int(format_date or 1))
+            self.answer_historical(
+                req_id, instrument, start, end, what, int(format_date or 1), keep_up_to_date
+            )
         )
 
     def _arrives(self, number: int) -> bool:
@@ -190,12 +202,21 @@ class MarketDataRequests:
         end: pd.Timestamp,
         what: str,
         format_date: int,
+        keep_up_to_date: bool = False,
     ) -> None:
         faults = self.server.faults
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
         self.connection.tasks.pop(req_id, None)
+        clock = self.server.clock
+        now = clock.now()
+        if clock.replaying or keep_up_to_date:
+            # Only minutes that have ended on the server's clock are served whole; a
+            # subscription's answer ends with the forming bar.
+            end = min(end, now.floor("min"))
         bars = instrument.feed.bars_between(start, end)
+        if keep_up_to_date:
+            bars = pd.concat([bars, forming_bar(instrument, now)], ignore_index=True)
         if faults.no_data_dates and len(bars):
             dates = bars["timestamp"].dt.strftime("%Y-%m-%d")
             bars = bars[~dates.isin(faults.no_data_dates)]
@@ -217,6 +238,11 @@ class MarketDataRequests:
         block = _bar_fields(bars, format_date, zone, label, trades=what == "TRADES")
         self.server.stats.bars_served += len(bars)
         self.connection.send_payload((header + block + "\0").encode())
+        if keep_up_to_date:
+            trades = what == "TRADES"
+            stream = BarStream(self.connection, req_id, instrument, format_date, label, trades)
+            self.connection.streams[req_id] = stream
+            stream.start(now.floor("min"))
 
 
 def _bar_fields(bars: pd.DataFrame, format_date: int, zone: str, label: str, trades: bool) -> str:

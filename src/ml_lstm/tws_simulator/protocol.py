@@ -38,6 +38,8 @@ ERR_MSG, ACCT_UPDATE_TIME, NEXT_VALID_ID, CONTRACT_DATA = 4, 8, 9, 10
 MANAGED_ACCTS, HISTORICAL_DATA, CURRENT_TIME, CONTRACT_DATA_END = 15, 17, 49, 52
 OPEN_ORDER_END, ACCT_DOWNLOAD_END, EXECUTION_DATA_END, POSITION_END = 53, 54, 55, 62
 ACCOUNT_UPDATE_MULTI_END, HEAD_TIMESTAMP, COMPLETED_ORDERS_END = 74, 88, 102
+# The forming bar of a keepUpToDate subscription.
+HISTORICAL_DATA_UPDATE = 90
 
 HMDS = "Historical Market Data Service error message:"
 NO_DATA_TEXT = HMDS + "HMDS query returned no data: {symbol}@{exchange} {what}"
@@ -97,16 +99,17 @@ def split_fields(payload: bytes) -> list[str]:
     return payload.decode(errors="replace").split("\0")[:-1]
 
 
-def server_time_text() -> str:
+def server_time_text(now: pd.Timestamp | None = None) -> str:
     """The connection time that the server sends after the version handshake."""
-    return datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+    return (now if now is not None else datetime.now(UTC)).strftime("%Y%m%d %H:%M:%S UTC")
 
 
-def parse_end_time(text: str) -> pd.Timestamp:
-    """A TWS `endDateTime` ("yyyymmdd hh:mm:ss [zone]", "yyyymmdd-hh:mm:ss" UTC, or "")."""
+def parse_end_time(text: str, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """A TWS `endDateTime` ("yyyymmdd hh:mm:ss [zone]", "yyyymmdd-hh:mm:ss" UTC, or "" for
+    `now`, the server's clock)."""
     text = text.strip()
     if not text:
-        return pd.Timestamp.now(tz="UTC")
+        return now if now is not None else pd.Timestamp.now(tz="UTC")
     if "-" in text and " " not in text:
         return pd.Timestamp(datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC))
     parts = text.split(" ")

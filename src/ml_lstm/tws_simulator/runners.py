@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from .clock import SimulatorClock
 from .faults import Faults, SimulatorStats
 from .feeds import SimulatedInstrument
 from .server import TwsSimulator
@@ -31,8 +32,12 @@ class SimulatorThread:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: SimulatorClock | None = None,
+        update_interval_s: float = 5.0,
     ) -> None:
-        self.simulator = TwsSimulator(instruments, faults)
+        self.simulator = TwsSimulator(
+            instruments, faults, clock=clock, update_interval_s=update_interval_s
+        )
         self.host = host
         self._requested_port = port
         self.port = 0

@@ -1,13 +1,18 @@
 """The simulator's TCP server: accepts TWS API clients, one `Connection` each, and holds
-what they share (instruments, faults, stats, client ids in use, the pacing book)."""
+what they share (instruments, faults, stats, client ids in use, the pacing book, the
+clock), and goes away for a while at a restart fault, as TWS does at its daily restart."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+
+import pandas as pd
 
 from ml_lstm.pacing import PacingBook
 
+from .clock import SimulatorClock
 from .connection import Connection
 from .faults import Faults, SimulatorStats
 from .feeds import SimulatedInstrument, contract_key
@@ -24,10 +29,25 @@ class TwsSimulator:
         instruments: list[SimulatedInstrument],
         faults: Faults | None = None,
         account: str = DEFAULT_ACCOUNT,
+        clock: SimulatorClock | None = None,
+        update_interval_s: float = 5.0,
     ) -> None:
         self.instruments = {instrument.key: instrument for instrument in instruments}
         self.faults = faults or Faults()
         self.account = account
+        self.clock = clock or SimulatorClock()
+        # Simulated seconds between two updates of a streamed (keepUpToDate) bar.
+        self.update_interval_s = update_interval_s
+        # Timed faults already fired (or due before the clock started): each fires once.
+        now = self.clock.now()
+        self._fired = {
+            (kind, at)
+            for kind in ("drop_at", "connectivity_loss_at")
+            for at in getattr(self.faults, kind)
+            if at < now
+        }
+        self._address: tuple[str, int] | None = None
+        self._restarts: asyncio.Task | None = None
         self.stats = SimulatorStats()
         self._pacing = PacingBook(self.faults.pacing) if self.faults.pacing else None
         self._server: asyncio.base_events.Server | None = None
@@ -37,15 +57,68 @@ class TwsSimulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Starts listening; returns the port (an ephemeral one when `port` is 0)."""
         self._server = await asyncio.start_server(self._serve, host, port)
-        return self._server.sockets[0].getsockname()[1]
+        port = self._server.sockets[0].getsockname()[1]
+        self._address = (host, port)
+        if self.faults.restart_at and self._restarts is None:
+            self._restarts = asyncio.ensure_future(self._restart_when_due())
+        return port
 
     async def stop(self) -> None:
+        if self._restarts is not None:
+            self._restarts.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restarts
+            self._restarts = None
+        await self._close_server()
+
+    async def _close_server(self) -> None:
         if self._server is not None:
             self._server.close()
             for connection in list(self._connections):
                 connection.close()
             await self._server.wait_closed()
             self._server = None
+
+    async def _restart_when_due(self) -> None:
+        """At each `restart_at`, every socket closes and nothing listens for
+        `restart_minutes` (simulated); then the server listens on the same port again."""
+        clock = self.clock
+        for at in self.faults.restart_at:
+            if at < clock.now():
+                continue
+            await asyncio.sleep(clock.real_seconds_until(at))
+            down = clock.real_seconds(self.faults.restart_minutes * 60)
+            logger.info(
+                "TWS simulator: restarting at %s, back in %g simulated minutes",
+                at,
+                self.faults.restart_minutes,
+            )
+            self.stats.restarts += 1
+            await self._close_server()
+            await asyncio.sleep(down)
+            host, port = self._address
+            self._server = await asyncio.start_server(self._serve, host, port)
+            logger.info("TWS simulator: back after the restart")
+
+    def timed_faults(self, connection: Connection, now: pd.Timestamp) -> bool:
+        """Fires the socket drop or connectivity loss due by `now` (once each); True when
+        one fired on `connection`."""
+        for kind in ("drop_at", "connectivity_loss_at"):
+            for at in getattr(self.faults, kind):
+                if at <= now and (kind, at) not in self._fired:
+                    self._fired.add((kind, at))
+                    if kind == "drop_at":
+                        logger.info("TWS simulator: dropping the socket at %s", at)
+                        connection.close()
+                    else:
+                        connection.lose_connectivity()
+                    return True
+        return False
+
+    def stalled(self, now: pd.Timestamp) -> bool:
+        """Whether streamed updates are held back at `now` (a stall fault)."""
+        length = pd.Timedelta(minutes=self.faults.stall_minutes)
+        return any(at <= now < at + length for at in self.faults.stall_at)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(self, reader, writer)
