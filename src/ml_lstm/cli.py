@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kedro.config import OmegaConfigLoader
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.framework.startup import ProjectMetadata
@@ -48,7 +47,7 @@ def configured_instruments(
     project_path: Path, env: str | None, conf_source: str | None, params: dict
 ) -> dict[str, dict]:
     """The `instruments` parameters a run with this environment and these params sees."""
-    loader = OmegaConfigLoader(
+    loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(conf_source or project_path / settings.CONF_SOURCE),
         env=env,
         runtime_params=params,

@@ -1,9 +1,21 @@
-"""Which instruments run: the enabled entries of the `instruments` parameter block."""
+"""Which instruments run: the enabled entries of the `instruments` parameter block.
+
+The block is `conf/base/parameters.yml`'s `instruments` with the universe
+(`conf/<env>/universe.yml`: `defaults` plus one entry per instrument, all off unless
+enabled) merged beneath it by `UniverseConfigLoader`, the project's config loader: every
+entry of the universe is an instrument a run can enable with
+`--params instruments.<key>.enabled=true`, with no code.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
+
+UNIVERSE_FILE = "universe.yml"
 
 _active_instruments: dict[str, dict[str, Any]] | None = None
 
@@ -30,20 +42,84 @@ def enabled_instrument_names(instruments: dict[str, dict[str, Any]] | None = Non
 
 def _load_base() -> dict[str, dict[str, Any]]:
     # Outside a Kedro session (e.g. `kedro registry list`) read base + local config directly.
-    from kedro.config import OmegaConfigLoader
     from kedro.framework.project import settings
 
     project_path = Path.cwd()
     conf_source = project_path / settings.CONF_SOURCE
     if not conf_source.is_dir():
         return {}
-    loader = OmegaConfigLoader(
+    loader = UniverseConfigLoader(
         conf_source=str(conf_source),
         base_env="base",
         default_run_env="local",
         merge_strategy={"parameters": "soft"},
     )
     return loader["parameters"].get("instruments", {})
+
+
+class UniverseConfigLoader(OmegaConfigLoader):
+    """Kedro's OmegaConfigLoader whose `parameters` hold the universe's instruments too.
+
+    Each universe entry lies beneath the `instruments` parameters of the same name, so
+    parameters files and runtime params (`--params instruments.aapl.enabled=true`) win
+    key by key.
+    """
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        config = super().__getitem__(key)
+        if key != "parameters":
+            return config
+        universe = self.universe()
+        if not universe:
+            return config
+        declared = config.get("instruments") or {}
+        # Declared instruments first (their order is the run order), then the universe's.
+        instruments = {
+            name: _merged(universe.get(name, {}), spec) for name, spec in declared.items()
+        }
+        instruments.update({name: spec for name, spec in universe.items() if name not in declared})
+        return {**config, "instruments": instruments}
+
+    def universe(self) -> dict[str, dict[str, Any]]:
+        """The universe's instruments, base overridden by the run environment's file."""
+        conf_source = Path(str(self.conf_source))
+        environments = [self.base_env, self.env or self.default_run_env]
+        instruments: dict[str, dict[str, Any]] = {}
+        for environment in dict.fromkeys(name for name in environments if name):
+            path = conf_source / environment / UNIVERSE_FILE
+            if path.is_file():
+                instruments = _merged(instruments, read_universe(path))
+        return instruments
+
+
+def read_universe(path: Path) -> dict[str, dict[str, Any]]:
+    """The instruments of one universe file, each entry merged onto its `defaults`."""
+    content = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    unknown = set(content) - {"defaults", "instruments"}
+    if not isinstance(content, dict) or unknown:
+        raise ValueError(
+            f"{path}: expected the keys 'defaults' (optional) and 'instruments', "
+            f"found {sorted(unknown) if isinstance(content, dict) else type(content).__name__}."
+        )
+    defaults = content.get("defaults") or {}
+    instruments = content.get("instruments") or {}
+    for name, spec in instruments.items():
+        if not str(name).isidentifier() or not isinstance(spec, dict):
+            raise ValueError(
+                f"{path}: instruments.{name} must be a mapping under a Python identifier key "
+                "(it becomes a Kedro namespace), e.g. 'aapl: {symbol: AAPL}'."
+            )
+    return {name: _merged(defaults, spec) for name, spec in instruments.items()}
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def namespace_problems(requested: list[str], instruments: dict[str, dict[str, Any]]) -> list[str]:
@@ -67,6 +143,6 @@ def namespace_problems(requested: list[str], instruments: dict[str, dict[str, An
             problems.append(
                 f"No instrument {name!r} in the 'instruments' parameters (configured: "
                 f"{', '.join(instruments) or 'none'}; enabled: {', '.join(enabled) or 'none'}). "
-                "Add a block for it in conf/base/parameters.yml, or pick a configured one."
+                "Add it to conf/base/universe.yml, or pick a configured one."
             )
     return problems

@@ -2,9 +2,8 @@
 
 import warnings
 
-from kedro.config import OmegaConfigLoader
-
 from ml_lstm.hooks import InstrumentsHook, RunInfoHook
+from ml_lstm.instruments import UniverseConfigLoader
 
 # Kedro 1.7's config loader registers its resolvers with omegaconf's deprecated
 # register_new_resolver(): two UserWarnings per run that no user can act on, and that hide
@@ -23,7 +22,8 @@ HOOKS = (InstrumentsHook(), RunInfoHook())
 # switches tracking on.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, with conf/<env>/universe.yml merged beneath the `instruments` parameters.
+CONFIG_LOADER_CLASS = UniverseConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
