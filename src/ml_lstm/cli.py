@@ -1,6 +1,7 @@
 """Project commands, next to Kedro's own (`kedro viz`, `kedro jupyter`, ...).
 
     kedro run ...                        Kedro's run, which first checks --namespaces
+    kedro run --pipelines update         the scheduled update (ml_lstm/update.py)
     kedro models list [--instrument nvda] [--json]
 
 Kedro loads this module's `cli` group into its command line, where it takes precedence over
@@ -18,6 +19,7 @@ from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.framework.startup import ProjectMetadata
 
+from ml_lstm import update
 from ml_lstm.instruments import namespace_problems
 from ml_lstm.model_registry import read_champion, registry_table
 
@@ -40,6 +42,12 @@ def run(context: click.Context, **arguments: Any) -> Any:
         problems = namespace_problems(list(arguments["namespaces"]), instruments)
         if problems:
             raise click.BadParameter("\n".join(problems), param_hint="--namespaces")
+    if update.PIPELINE in (arguments.get("pipelines") or []):
+        # The scheduled update: several Kedro runs under one lock (see ml_lstm/update.py).
+        instruments = configured_instruments(
+            Path.cwd(), arguments.get("env"), arguments.get("conf_source"), arguments["params"]
+        )
+        return update.command(context, kedro_run, arguments, instruments)
     return context.invoke(kedro_run, **arguments)
 
 

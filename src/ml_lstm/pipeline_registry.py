@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from ml_lstm.instruments import enabled_instrument_names
-from ml_lstm.pipelines import data_processing, inference, ingestion, modelling
+from ml_lstm.pipelines import data_processing, inference, ingestion, modelling, monitoring
 
 STAGES = {
     "ingestion": ingestion.create_pipeline,
@@ -13,6 +13,9 @@ STAGES = {
     "modelling": modelling.create_pipeline,
     "inference": inference.create_pipeline,
 }
+
+# The scheduled update's stages in order (retraining, when decided, runs after the decision).
+UPDATE_STAGES = ("ingestion", "data_processing", "retraining_decision", "inference", "monitoring")
 
 # Inputs shared by every instrument rather than namespaced per instrument.
 SHARED_INPUTS = {"run_info"}
@@ -51,4 +54,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = {stage: per_instrument(create) for stage, create in STAGES.items()}
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     pipelines["retraining"] = per_instrument(modelling.create_retraining_pipeline)
+    # Scoring, scorecard and alerts; the retraining decision. `update` is what the project
+    # command `kedro run --pipelines update` runs (see ml_lstm/update.py), minus retraining,
+    # which that command inserts only for the instruments whose decision says so.
+    pipelines["monitoring"] = per_instrument(monitoring.create_pipeline)
+    pipelines["retraining_decision"] = per_instrument(monitoring.create_decision_pipeline)
+    pipelines["update"] = sum((pipelines[name] for name in UPDATE_STAGES), Pipeline([]))
     return pipelines

@@ -33,6 +33,7 @@ import pandas as pd
 from ml_lstm.calendars import utc
 
 from .baselines import BASELINES
+from .degeneracy import degeneracy, describe
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,10 @@ def evaluate(
         metrics["evaluation"]["diebold_mariano_vs_persistence"] = diebold_mariano(
             forecasts["actual_close"], forecasts["lstm"], forecasts["persistence"], horizon
         )
+        # A model saying the same thing on every bar: flagged here, at training time, too.
+        metrics["evaluation"]["lstm_degenerate"] = degeneracy(
+            forecasts["lstm"], forecasts["last_close"], forecasts["actual_close"]
+        )
     return metrics
 
 
@@ -208,6 +213,9 @@ def log_verdict(metrics: dict) -> None:
         )
     evaluation, lstm = metrics["evaluation"], metrics["lstm"]
     beats, rows = evaluation["lstm_beats_persistence"], evaluation["rows"]
+    degenerate = evaluation.get("lstm_degenerate")
+    if degenerate and degenerate["degenerate"]:
+        logger.warning("Degenerate LSTM on %d test rows: %s.", rows, describe(degenerate))
     if lstm["mase"] is not None:
         test = evaluation["diebold_mariano_vs_persistence"]
         logger.info(
