@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from support import PROJECT_ROOT
 
-from ml_lstm.datasets import AtomicJSONDataset, SessionPartitionsDataset
 from ml_lstm.pipeline_registry import for_instrument
 from ml_lstm.pipelines.ingestion import create_pipeline
 from ml_lstm.pipelines.ingestion.nodes import RAW_COLUMNS
@@ -83,23 +85,24 @@ def run_ingestion(
     started_at: str = RUN_STARTED_AT,
 ) -> None:
     """Runs the namespaced ingestion pipeline with Kedro's SequentialRunner; `started_at`
-    is the run's "now", as the run-info hook stamps it."""
-    instrument = instrument or NVDA
-    raw = str(root / name / "minute_bars")
-    ledger = str(root / name / "ingestion_ledger.json")
-    catalog = DataCatalog(
-        {
-            f"{name}.raw_minute_bars@partitions": SessionPartitionsDataset(path=raw),
-            f"{name}.stored_minute_bars": SessionPartitionsDataset(path=raw),
-            f"{name}.ingestion_ledger": AtomicJSONDataset(ledger, missing={"sessions": {}}),
-            f"{name}.stored_ingestion_ledger": AtomicJSONDataset(ledger, missing={"sessions": {}}),
-            f"{name}.ib_connection": MemoryDataset(connection or {}),
-            f"params:instruments.{name}": MemoryDataset(instrument),
-            "params:ingestion": MemoryDataset(ingestion),
-            "run_info": MemoryDataset({"run_id": "test", "started_at": started_at}),
-        }
-    )
+    is the run's "now", as the run-info hook stamps it. The datasets are those of
+    conf/base/catalog_ingestion.yml, with data/01_raw/ moved to `root`."""
+    catalog = ingestion_catalog(root)
+    for dataset, value in {
+        f"{name}.ib_connection": connection or {},
+        f"params:instruments.{name}": instrument or NVDA,
+        "params:ingestion": ingestion,
+        "run_info": {"run_id": "test", "started_at": started_at},
+    }.items():
+        catalog[dataset] = MemoryDataset(value)
     SequentialRunner().run(for_instrument(create_pipeline(), name), catalog)
+
+
+def ingestion_catalog(root: Path) -> DataCatalog:
+    """The project's ingestion catalog (its dataset factories), writing under `root`."""
+    config = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_ingestion.yml").read_text())
+    moved = json.dumps(config).replace('"data/01_raw/', json.dumps(f"{root.as_posix()}/")[:-1])
+    return DataCatalog.from_config(json.loads(moved))
 
 
 def stored_sessions(root: Path, name: str = "nvda") -> dict[str, pd.DataFrame]:
