@@ -5,7 +5,14 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from ml_lstm.instruments import enabled_instrument_names
-from ml_lstm.pipelines import data_processing, inference, ingestion, modelling, monitoring
+from ml_lstm.pipelines import (
+    data_processing,
+    inference,
+    ingestion,
+    modelling,
+    monitoring,
+    tuning,
+)
 
 STAGES = {
     "ingestion": ingestion.create_pipeline,
@@ -60,4 +67,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["monitoring"] = per_instrument(monitoring.create_pipeline)
     pipelines["retraining_decision"] = per_instrument(monitoring.create_decision_pipeline)
     pipelines["update"] = sum((pipelines[name] for name in UPDATE_STAGES), Pipeline([]))
+    # An Optuna search per instrument (`kedro run --pipelines tuning`): long, run on demand.
+    pipelines["tuning"] = per_instrument(tuning.create_pipeline)
     return pipelines
