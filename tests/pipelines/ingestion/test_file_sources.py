@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import logging
 import lzma
 import sqlite3
@@ -341,3 +342,60 @@ def test_duplicate_time_stamps_are_named_by_line(tmp_path, caplog):
     assert "3 duplicate time stamps" in message
     assert "2024-01-02T14:30:00Z on lines 2, 5, 7" in message
     assert "2024-01-02T14:31:00Z on lines 3, 6" in message
+
+
+BAD_ROWS = (
+    "timestamp,open,high,low,close,volume\n"
+    "2024-01-02T14:30:00Z,48.1,48.3,48.0,48.2,1200\n"
+    "2024-01-02T14:31:00Z,-48.2,48.4,48.1,48.3,800\n"  # a negative price
+    "2024-01-03T14:30:00Z,47.0,46.5,46.9,47.4,500\n"  # high below low
+)
+CORRECTED = (
+    "timestamp,open,high,low,close,volume\n"
+    "2024-01-02T14:30:00Z,48.1,48.3,48.0,48.2,1200\n"  # the bad minute left out
+    "2024-01-03T14:30:00Z,47.0,47.5,46.9,47.4,500\n"
+)
+
+
+def test_bad_rows_are_reported_at_import_and_refetch_replaces_them(tmp_path, caplog):
+    path = tmp_path / "bars.csv"
+    path.write_text(BAD_ROWS)
+    parameters = ingestion_parameters(source="csv", csv_path=str(path), end_date="2024-01-05")
+    with caplog.at_level(logging.WARNING, logger="ml_lstm.pipelines.ingestion"):
+        run_ingestion(tmp_path, parameters)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "2 stored bars" in warnings[0]
+    assert "1 non_positive_price, 1 high_inconsistent" in warnings[0]
+    assert "2024-01-02, 2024-01-03" in warnings[0]
+    assert (
+        "kedro run --pipelines ingestion --params ingestion.refetch=true,"
+        "ingestion.start_date=2024-01-02,ingestion.end_date=2024-01-03" in warnings[0]
+    )
+
+    # The corrected file changes nothing until the window is refetched ...
+    path.write_text(CORRECTED)
+    before = {name: bars.to_csv() for name, bars in stored_sessions(tmp_path).items()}
+    run_ingestion(tmp_path, parameters, started_at="2024-06-04T12:00:00+00:00")
+    assert {name: bars.to_csv() for name, bars in stored_sessions(tmp_path).items()} == before
+
+    # ... which replaces the stored sessions with the file's, even with fewer bars.
+    caplog.clear()
+    refetch = {**parameters, "refetch": True}
+    with caplog.at_level(logging.WARNING, logger="ml_lstm.pipelines.ingestion"):
+        run_ingestion(tmp_path, refetch, started_at="2024-06-05T12:00:00+00:00")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    stored = stored_sessions(tmp_path)
+    combined = pd.concat([stored["2024-01-02"], stored["2024-01-03"]], ignore_index=True)
+    pd.testing.assert_frame_equal(combined, pd.read_csv(path), check_dtype=False)
+    ledger = json.loads((tmp_path / "nvda" / "ingestion_ledger.json").read_text())["sessions"]
+    assert ledger["2024-01-02"]["bars"] == 1
+    assert {entry["fetched_at"] for entry in ledger.values()} == {"2024-06-05T12:00:00Z"}
+
+
+def test_refetch_must_be_true_or_false(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text(CORRECTED)
+    parameters = ingestion_parameters(source="csv", csv_path=str(path), refetch="yes")
+    with pytest.raises(ValueError, match=r"ingestion\.refetch must be true or false"):
+        run_ingestion(tmp_path, parameters)

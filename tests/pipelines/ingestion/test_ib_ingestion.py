@@ -403,3 +403,19 @@ def test_importing_the_ib_client_leaves_logger_levels_alone():
         "assert before == after, (before, after)\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_refetch_replaces_settled_sessions_with_the_sources(tmp_path):
+    parameters = ingestion_parameters(end_date="2024-01-05")
+    sessions = window_sessions(NVDA, START, "2024-01-05")
+    run_ingestion(tmp_path, parameters)
+    path = tmp_path / "nvda" / "minute_bars" / "2024-01-03.csv"
+    header, first, *rest = path.read_text().splitlines()
+    stamp, *_ = first.split(",")
+    path.write_text("\n".join([header, f"{stamp},-1,-1,-1,-1,0", *rest]) + "\n")  # damaged
+    run_ingestion(tmp_path, parameters)  # complete in the ledger: not fetched again
+    assert "-1,-1" in path.read_text()
+
+    run_ingestion(tmp_path, {**parameters, "refetch": True})
+    assert_stored_equal_market(tmp_path, NVDA, sessions)
+    assert {entry["attempts"] for entry in ledger(tmp_path).values()} == {2}

@@ -10,7 +10,6 @@ minutes had no trade), `partial` (the session had not ended yet), `no_data` (IB 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -18,13 +17,13 @@ import pandas as pd
 from ml_lstm.backfill import SessionResult, SessionStatus, expected_minutes
 from ml_lstm.calendars import instrument_sessions, utc
 
+from .run_report import BadRows, Progress
 from .sources import fetch_sessions, session_windows, source_label
 
 logger = logging.getLogger(__name__)
 
 RAW_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
-# Statuses after which a session is not asked for again.
-SETTLED = frozenset({SessionStatus.COMPLETE, SessionStatus.NO_DATA, SessionStatus.BEFORE_HEAD})
+COMPLETE = SessionStatus.COMPLETE
 
 
 def plan_backfill(
@@ -39,35 +38,29 @@ def plan_backfill(
     A stored session is complete when the ledger says its source gave everything it has, or
     when it holds at least (1 - completeness_tolerance) of the calendar's minutes. Sessions
     without data, and sessions that failed `max_attempts` runs, are not asked for again.
+    With `ingestion.refetch: true` every session of the window is fetched again.
     """
     end = ingestion.get("end_date") or _today(instrument, utc(run_info["started_at"]))
     schedule = instrument_sessions(instrument, ingestion["start_date"], end)
     entries = ledger.get("sessions", {})
+    window = f"{ingestion['start_date']}..{end}"
+    if refetch_requested(ingestion):
+        return _refetch_plan(schedule, entries, stored, instrument["symbol"], window)
     tolerance = float(ingestion.get("completeness_tolerance", 0.05))
     max_attempts = int(ingestion.get("max_attempts", 3))
     plan, given_up, settled = [], [], 0
     for label, row in schedule.iterrows():
         session = label.strftime("%Y-%m-%d")
         entry = entries.get(session, {})
-        status = entry.get("status")
-        if entry.get("failures", 0) >= max_attempts and status != SessionStatus.COMPLETE:
+        if entry.get("failures", 0) >= max_attempts and entry.get("status") != COMPLETE:
             given_up.append(session)
             continue
-        if session not in stored:
-            if status in (SessionStatus.NO_DATA, SessionStatus.BEFORE_HEAD):
-                settled += 1
-                continue
-            plan.append({"session": session, "stored_bars": 0})
-            continue
-        if status == SessionStatus.COMPLETE:
+        minimum = expected_minutes(row["open"], row["close"]) * (1 - tolerance)
+        item = _to_fetch(session, entries, stored, minimum)
+        if item is None:
             settled += 1
-            continue
-        count = entry["bars"] if "bars" in entry else len(stored[session]())
-        expected = expected_minutes(row["open"], row["close"])
-        if count >= expected * (1 - tolerance) and status != SessionStatus.PARTIAL:
-            settled += 1
-            continue
-        plan.append({"session": session, "stored_bars": count})
+        else:
+            plan.append(item)
     if given_up:
         logger.warning(
             "%s: %d session(s) failed %d runs and are no longer fetched (first %s); delete "
@@ -78,15 +71,65 @@ def plan_backfill(
             given_up[0],
         )
     logger.info(
-        "%s: %d sessions in %s..%s: %d settled, %d to fetch",
+        "%s: %d sessions in %s: %d settled, %d to fetch",
         instrument["symbol"],
         len(schedule),
-        ingestion["start_date"],
-        end,
+        window,
         settled,
         len(plan),
     )
     return plan
+
+
+def _refetch_plan(
+    schedule: pd.DataFrame, entries: dict, stored: dict[str, Callable], symbol: str, window: str
+) -> list[dict]:
+    """Every session of the window, whatever the ledger says (`ingestion.refetch`)."""
+    logger.info(
+        "%s: refetching all %d sessions in %s (ingestion.refetch): stored sessions are "
+        "replaced by what the source gives now",
+        symbol,
+        len(schedule),
+        window,
+    )
+    return [
+        {"session": session, "stored_bars": _stored_count(session, entries, stored)}
+        for session in schedule.index.strftime("%Y-%m-%d")
+    ]
+
+
+def _to_fetch(
+    session: str, entries: dict, stored: dict[str, Callable], minimum: float
+) -> dict | None:
+    """The plan item of a session to fetch, or None when it is settled: the source said
+    all it will, or it is stored with at least `minimum` bars and had ended when fetched."""
+    status = entries.get(session, {}).get("status")
+    if session not in stored:
+        if status in (SessionStatus.NO_DATA, SessionStatus.BEFORE_HEAD):
+            return None
+        return {"session": session, "stored_bars": 0}
+    if status == COMPLETE:
+        return None
+    count = _stored_count(session, entries, stored)
+    if count >= minimum and status != SessionStatus.PARTIAL:
+        return None
+    return {"session": session, "stored_bars": count}
+
+
+def _stored_count(session: str, entries: dict, stored: dict[str, Callable]) -> int:
+    """Bars stored for a session: the ledger's count, else the file's rows (0 if none)."""
+    if session not in stored:
+        return 0
+    entry = entries.get(session, {})
+    return entry["bars"] if "bars" in entry else len(stored[session]())
+
+
+def refetch_requested(ingestion: dict) -> bool:
+    """`ingestion.refetch` (true on the command line: `--params ingestion.refetch=true`)."""
+    refetch = ingestion.get("refetch", False)
+    if not isinstance(refetch, bool):
+        raise ValueError(f"ingestion.refetch must be true or false, not {refetch!r}.")
+    return refetch
 
 
 def fetch_minute_bars(
@@ -100,30 +143,42 @@ def fetch_minute_bars(
     """Fetches the planned sessions; yields (new session files, updated ledger) per batch.
 
     Kedro saves each yielded batch before the next is fetched, so an interrupted run loses
-    at most the batch in flight. A stored session is only replaced by one with more bars.
-    The run's start time is "now": a session closing after it is `partial`.
+    at most the batch in flight. A stored session is only replaced by one with more bars,
+    or by whatever the source gives under `ingestion.refetch`. The run's start time is
+    "now": a session closing after it is `partial`. Bars that data processing will reject
+    are counted and reported once, with the command that replaces them.
     """
     now = utc(run_info["started_at"])
+    refetch = refetch_requested(ingestion)
     ledger = {"sessions": dict(ledger.get("sessions", {}))}
     windows = session_windows(instrument, [item["session"] for item in plan])
     stored_bars = {item["session"]: item["stored_bars"] for item in plan}
     expected = {window.session: window.expected_minutes for window in windows}
     source = source_label(ingestion, instrument) if windows else ingestion["source"]
-    progress = _Progress(instrument["symbol"], len(windows))
+    progress, bad_rows = Progress(instrument["symbol"], len(windows)), BadRows(instrument["symbol"])
+    replaced: set[str] = set()
     yielded = False
     for batch in fetch_sessions(windows, instrument, ingestion, now, connection):
         partitions = {}
         for result in batch:
-            bars = _keep_if_better(result, stored_bars.get(result.session, 0))
+            bars = _new_bars(result, 0 if refetch else stored_bars.get(result.session, 0))
             if bars is not None:
                 partitions[result.session] = to_raw_format(bars)
+            previous = ledger["sessions"].get(result.session, {})
+            if refetch:  # a fresh start for the session, attempts aside
+                previous = {"attempts": previous.get("attempts", 0)}
             ledger["sessions"][result.session] = _ledger_entry(
-                ledger["sessions"].get(result.session, {}), result, expected, source, now
+                previous, result, expected, source, now
             )
+        bad_rows.check(partitions)
+        replaced.update(partitions)
         progress.advance(batch)
         yielded = True
         yield partitions, ledger
     progress.summary(ledger, [window.session for window in windows])
+    bad_rows.report(source)
+    if refetch:
+        _warn_kept(instrument["symbol"], sorted(s for s, n in stored_bars.items() if n), replaced)
     if not yielded:
         yield {}, ledger
 
@@ -135,7 +190,8 @@ def to_raw_format(bars: pd.DataFrame) -> pd.DataFrame:
     return raw
 
 
-def _keep_if_better(result: SessionResult, stored: int) -> pd.DataFrame | None:
+def _new_bars(result: SessionResult, stored: int) -> pd.DataFrame | None:
+    """The result's bars if they are to be stored (more than the `stored` count)."""
     if result.bars is None or result.bars.empty:
         return None
     if len(result.bars) < stored:
@@ -171,42 +227,18 @@ def _ledger_entry(
     return entry
 
 
+def _warn_kept(symbol: str, stored: list[str], replaced: set[str]) -> None:
+    kept = [session for session in stored if session not in replaced]
+    if kept:
+        logger.warning(
+            "%s: refetch: %d stored session(s) got no new bars from the source and were kept "
+            "(first %s)",
+            symbol,
+            len(kept),
+            kept[0],
+        )
+
+
 def _today(instrument: dict, now: pd.Timestamp) -> str:
     """`end_date: null` means the run's start date in the instrument's time zone."""
     return now.tz_convert(instrument.get("timezone", "UTC")).strftime("%Y-%m-%d")
-
-
-class _Progress:
-    """One log line per batch: sessions done/total, bars, elapsed time and ETA."""
-
-    def __init__(self, symbol: str, total: int) -> None:
-        self.symbol = symbol
-        self.total = total
-        self.done = 0
-        self.bars = 0
-        self.start = time.perf_counter()
-
-    def advance(self, batch: list[SessionResult]) -> None:
-        self.done += len(batch)
-        self.bars += sum(len(r.bars) for r in batch if r.bars is not None)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        logger.info(
-            "%s: %d/%d sessions (%.0f%%), %s bars, %.1f s elapsed, ETA %.1f s",
-            self.symbol,
-            self.done,
-            self.total,
-            100 * self.done / max(self.total, 1),
-            f"{self.bars:,}",
-            elapsed,
-            eta,
-        )
-
-    def summary(self, ledger: dict, sessions: list[str]) -> None:
-        statuses: dict[str, int] = {}
-        for session in sessions:
-            status = ledger["sessions"].get(session, {}).get("status", "not fetched")
-            statuses[status] = statuses.get(status, 0) + 1
-        if sessions:
-            counts = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-            logger.info("%s: fetched %d sessions: %s", self.symbol, len(sessions), counts)
