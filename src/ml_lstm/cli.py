@@ -2,6 +2,7 @@
 
     kedro run ...                        Kedro's run, which first checks --namespaces
     kedro run --pipelines update         the scheduled update (ml_lstm/update.py)
+    kedro live [--env ib] [--namespaces nvda] [--params live.dry_run=true]
     kedro models list [--instrument nvda] [--json]
 
 Kedro loads this module's `cli` group into its command line, where it takes precedence over
@@ -49,6 +50,35 @@ def run(context: click.Context, **arguments: Any) -> Any:
         )
         return update.command(context, kedro_run, arguments, instruments)
     return context.invoke(kedro_run, **arguments)
+
+
+# `kedro live` takes these options exactly as `kedro run` does.
+LIVE_OPTIONS = ("env", "namespaces", "conf_source", "params")
+
+
+@cli.command(
+    name="live", params=[option for option in kedro_run.params if option.name in LIVE_OPTIONS]
+)
+@click.pass_obj
+def live(metadata: ProjectMetadata, **arguments: Any) -> None:
+    """Stream 1-minute bars and predict at every completed bar until stopped (Ctrl-C,
+    SIGTERM, the kill-switch file, or live.until). See README "Running live"."""
+    namespaces = list(arguments.get("namespaces") or [])
+    if namespaces:
+        instruments = configured_instruments(
+            Path(metadata.project_path),
+            arguments.get("env"),
+            arguments.get("conf_source"),
+            arguments["params"],
+        )
+        problems = namespace_problems(namespaces, instruments)
+        if problems:
+            raise click.BadParameter("\n".join(problems), param_hint="--namespaces")
+    from ml_lstm.live.runner import run_live
+
+    run_live(
+        Path(metadata.project_path), arguments.get("env"), namespaces or None, arguments["params"]
+    )
 
 
 def configured_instruments(

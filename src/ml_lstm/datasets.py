@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -28,6 +29,8 @@ from ml_lstm.atomic_files import (
     remove_stale_temporaries,
     write_text_atomically,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -226,7 +229,11 @@ class AppendOnlyCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             handle.seek(-1, os.SEEK_END)
             ends_with_newline = handle.read(1) == b"\n"
         header = next(csv.reader([header_line.decode("utf-8").rstrip("\r\n")]), [])
-        if header != [str(column) for column in data.columns]:
+        columns = [str(column) for column in data.columns]
+        if len(header) < len(columns) and columns[: len(header)] == header:
+            self._add_columns(columns[len(header) :])
+            ends_with_newline = True
+        elif header != columns:
             raise DatasetError(
                 f"Cannot append to {self._filepath}: its columns are {header}, the new "
                 f"rows have {list(data.columns)}. Move the old log aside to change columns."
@@ -243,6 +250,22 @@ class AppendOnlyCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 # A failed append (disk full) takes back its partial row.
                 handle.truncate(size)
                 raise
+
+    def _add_columns(self, added: list[str]) -> None:
+        """Migrates a log written before `added` existed (e.g. the prediction log before
+        `source` and `latency_ms`): the columns are added at the end, empty in the earlier
+        rows, whose values are left as they were. The log is rewritten once, atomically."""
+        lines = self._filepath.read_text(encoding="utf-8").splitlines()
+        empty = "," * len(added)
+        migrated = [lines[0] + "," + ",".join(added)]
+        migrated += [line + empty if line else line for line in lines[1:]]
+        write_text_atomically(self._filepath, "\n".join(migrated) + "\n")
+        logger.warning(
+            "%s: added the column(s) %s (empty in its %d earlier rows)",
+            self._filepath,
+            added,
+            len(lines) - 1,
+        )
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

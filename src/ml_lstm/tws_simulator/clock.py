@@ -18,12 +18,20 @@ from ml_lstm.calendars import utc
 class SimulatorClock:
     """Simulated UTC time: `start` when created, advancing `speed` times faster than real."""
 
-    def __init__(self, start: str | pd.Timestamp | None = None, speed: float = 1.0) -> None:
+    def __init__(
+        self, start: str | pd.Timestamp | None = None, speed: float = 1.0, paused: bool = False
+    ) -> None:
         if speed <= 0:
             raise ValueError(f"Simulator speed must be positive, got {speed}.")
         self.speed = float(speed) if start is not None else 1.0
         self._start = utc(start) if start is not None else None
-        self._started = time.monotonic()
+        # A paused replay shows `start` until `run` (e.g. while a client loads its model).
+        self._started: float | None = None if paused and start is not None else time.monotonic()
+
+    def run(self) -> None:
+        """Starts a paused clock (no effect on a running one)."""
+        if self._started is None:
+            self._started = time.monotonic()
 
     @property
     def replaying(self) -> bool:
@@ -33,6 +41,8 @@ class SimulatorClock:
     def now(self) -> pd.Timestamp:
         if self._start is None:
             return pd.Timestamp.now(tz="UTC")
+        if self._started is None:
+            return self._start
         elapsed = (time.monotonic() - self._started) * self.speed
         return self._start + pd.Timedelta(seconds=elapsed)
 

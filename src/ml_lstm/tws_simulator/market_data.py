@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ml_lstm.calendars import utc
+
 from .feeds import SimulatedInstrument
 from .protocol import (
     CONTRACT_DATA,
@@ -217,6 +219,7 @@ class MarketDataRequests:
         bars = instrument.feed.bars_between(start, end)
         if keep_up_to_date:
             bars = pd.concat([bars, forming_bar(instrument, now)], ignore_index=True)
+            bars["timestamp"] = utc(bars["timestamp"])
         if faults.no_data_dates and len(bars):
             dates = bars["timestamp"].dt.strftime("%Y-%m-%d")
             bars = bars[~dates.isin(faults.no_data_dates)]

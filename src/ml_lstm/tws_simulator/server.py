@@ -86,7 +86,9 @@ class TwsSimulator:
         for at in self.faults.restart_at:
             if at < clock.now():
                 continue
-            await asyncio.sleep(clock.real_seconds_until(at))
+            # In short steps: a paused replay clock may start meanwhile.
+            while (wait := clock.real_seconds_until(at)) > 0:
+                await asyncio.sleep(min(wait, 0.1))
             down = clock.real_seconds(self.faults.restart_minutes * 60)
             logger.info(
                 "TWS simulator: restarting at %s, back in %g simulated minutes",

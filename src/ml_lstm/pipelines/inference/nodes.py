@@ -174,6 +174,9 @@ def predict_next_close(
                 "direction": forecast["direction"],
                 "model_version": checked_model["version"],
                 "run_id": run_info["run_id"],
+                # `kedro live` writes "live" rows with their latency (ml_lstm.live).
+                "source": "batch",
+                "latency_ms": None,
             }
         ]
     )

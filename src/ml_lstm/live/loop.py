@@ -1,0 +1,313 @@
+"""One instrument's live loop: catch up, sleep until the open, stream a session, predict at
+each completed bar, recover from faults, and stop when told.
+
+Time is the feed's: bar times and TWS's currentTime (`LiveFeed.now`), never this
+machine's clock, so a session replayed at 1000x runs exactly as a live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ml_lstm.backfill import SessionWindow
+from ml_lstm.calendars import instrument_sessions, utc
+from ml_lstm.pipelines.inference.nodes import check_served_model, forecast_test_range
+
+from .feed import FeedFault, LiveFeed
+from .session import StreamedSession, features_with, predict_row, session_bars
+from .settings import LiveSettings
+from .stopping import Stopper
+from .store import LiveStore
+
+logger = logging.getLogger(__name__)
+
+# "Now" for checking the model against the stored bars: every stored minute counts.
+FAR = pd.Timestamp("2200-01-01", tz="UTC")
+
+
+@dataclass
+class LiveStats:
+    """What the loop did (tests and the benchmark read it)."""
+
+    minutes_written: int = 0
+    predictions: list[dict] = field(default_factory=list)
+    # Feature row each prediction was made from (the bar just completed).
+    feature_rows: list[pd.Series] = field(default_factory=list)
+    # Real milliseconds from a bar's completion reaching us to its log row being written.
+    latencies_ms: list[float] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    # sha256 of each session's raw file as streamed, before the closing catch-up.
+    streamed_digests: dict[str, str] = field(default_factory=dict)
+    sleeps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+
+
+class InstrumentLoop:
+    def __init__(
+        self,
+        instrument: dict,
+        parameters: dict,
+        feed: LiveFeed,
+        store: LiveStore,
+        settings: LiveSettings,
+        stopper: Stopper,
+        run_id: str,
+    ) -> None:
+        self.instrument = instrument
+        self.parameters = parameters
+        self.data_processing = parameters["data_processing"]
+        self.feed = feed
+        self.store = store
+        self.settings = settings
+        self.stopper = stopper
+        self.run_id = run_id
+        self.stats = LiveStats()
+        self.model: dict | None = None
+        self.test_range: pd.DataFrame | None = None
+        self.frequency = self.data_processing["frequency"]
+        self.last_predicted: pd.Timestamp | None = None
+        self._reconnects = 0
+        self._session: StreamedSession | None = None
+        self._history = pd.DataFrame()
+
+    @property
+    def symbol(self) -> str:
+        return self.instrument["symbol"]
+
+    # -- the life of the loop ----------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while not self.stopper.stopped:
+                try:
+                    if await self._step():
+                        break
+                    self._reconnects = 0
+                except FeedFault as fault:
+                    await self._recover(str(fault))
+        finally:
+            self.feed.disconnect()
+        logger.info("%s: live loop ended (%s)", self.symbol, self.stopper.reason or "until")
+
+    async def _step(self) -> bool:
+        """Up to the end of one session (or a sleep); True when `until` has passed."""
+        await self.feed.connect()
+        now = await self.feed.current_time()
+        if self._past_until(now):
+            return True
+        window, previous_close = self._session_at(now)
+        if now < window.open:
+            await self._sleep_until(min(window.open, self.settings.until or window.open))
+            return False
+        await self._catch_up(now)
+        self._open(window, now)
+        return await self._stream(window, previous_close)
+
+    async def _recover(self, fault: str) -> None:
+        self._reconnects += 1
+        self.stats.faults.append(fault)
+        self.feed.disconnect()
+        limit = self.settings.max_reconnects
+        if limit is not None and self._reconnects > limit:
+            raise ConnectionError(f"{self.symbol}: gave up after {limit} reconnections ({fault}).")
+        delay = min(
+            self.settings.retry_backoff_s * 2 ** (self._reconnects - 1),
+            self.settings.retry_backoff_max_s,
+        )
+        logger.warning(
+            "%s: %s; reconnecting in %.1f s (attempt %d), then backfilling and resubscribing",
+            self.symbol,
+            fault,
+            delay,
+            self._reconnects,
+        )
+        await self.stopper.wait(delay)
+
+    def _past_until(self, now: pd.Timestamp) -> bool:
+        until = self.settings.until
+        return until is not None and now >= until
+
+    def _session_at(self, now: pd.Timestamp) -> tuple[SessionWindow, pd.Timestamp]:
+        """The session holding `now` or, outside sessions, the next one; and the close of
+        the session before it."""
+        sessions = instrument_sessions(
+            self.instrument, now - pd.Timedelta(days=10), now + pd.Timedelta(days=10)
+        )
+        position = int((sessions["close"] <= now).sum())
+        row = sessions.iloc[position]
+        window = SessionWindow(sessions.index[position].strftime("%Y-%m-%d"), row.open, row.close)
+        return window, sessions["close"].iloc[position - 1]
+
+    async def _sleep_until(self, moment: pd.Timestamp) -> None:
+        """Sleeps (feed time) until `moment`, asking TWS's time ever less often."""
+        now = self.feed.now
+        logger.info(
+            "%s: outside sessions; sleeping until %s (feed time now %s)", self.symbol, moment, now
+        )
+        self.stats.sleeps.append((now, moment))
+        while not self.stopper.stopped:
+            remaining = (moment - now).total_seconds()
+            if remaining <= 0:
+                return
+            # Half the remaining time at the feed's measured speed, so never past `moment`
+            # (a short first step measures the speed: a replay may run 1000x).
+            if self.feed.measured_speed:
+                step = min(self.settings.max_sleep_s, 0.5 * remaining / self.feed.speed())
+            else:
+                step = 0.2
+            if await self.stopper.wait(max(step, 0.01)):
+                return
+            now = await self.feed.current_time()
+
+    async def _catch_up(self, now: pd.Timestamp) -> None:
+        """The batch ingestion up to `now` (in a thread: it drives its own event loop)."""
+        await asyncio.to_thread(self.store.catch_up, now)
+
+    def prepare(self) -> None:
+        """Loads the served model (champion or pinned) once, checked against the features of
+        the stored bars, before the feed is touched."""
+        bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, FAR)
+        features, feature_list = features_with(
+            bars, pd.DataFrame(), self.instrument, self.data_processing
+        )
+        catalog, name = self.store.catalog, self.store.name
+        self.model = check_served_model(
+            catalog.load(f"{name}.served_model"),
+            catalog.load(f"{name}.champion_record"),
+            features,
+            feature_list,
+            self.parameters["modelling"],
+            self.data_processing,
+        )
+        if self.settings.chart:
+            self.test_range = forecast_test_range(
+                self.model, features, self.parameters["modelling"]
+            )
+
+    def _open(self, window: SessionWindow, now: pd.Timestamp) -> None:
+        """The session's stored minutes and the bars of the sessions before it."""
+        bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, now)
+        self._history = bars[bars["session"].astype(str) < window.session].reset_index(drop=True)
+        session = StreamedSession(window, self.instrument, self.frequency)
+        stored = self.store.stored_session(window.session)
+        if stored is not None and len(stored):
+            session.raw = stored
+        self._session = session
+        if self.last_predicted is None:
+            # Bars completed before the loop started are the batch's: predict from the next.
+            done = session.bars_completed(now)
+            self.last_predicted = (
+                done["bar_start"].iloc[-1] if len(done) else window.open - pd.Timedelta(seconds=1)
+            )
+
+    # -- streaming a session -----------------------------------------------------------
+
+    async def _stream(self, window: SessionWindow, previous_close: pd.Timestamp) -> bool:
+        feed = self.feed
+        await feed.subscribe(previous_close - pd.Timedelta(minutes=30))
+        self._reconnects = 0
+        while True:
+            await self._process()
+            if feed.now >= window.close:
+                await self._close_session(window)
+                return self._past_until(feed.now)
+            if self._past_until(feed.now) or self.stopper.stopped:
+                feed.cancel()
+                return True
+            if feed.fault is not None:
+                raise FeedFault(feed.fault)
+            feed.changed.clear()
+            if not await self._wait_for_change():
+                feed.check_stall(True, self.settings.stall_after_s)
+                if feed.fault is None and not feed.offline:
+                    await feed.current_time()
+
+    async def _wait_for_change(self) -> bool:
+        """True when the feed changed (or a stop came) within `clock_poll_s`."""
+        changed = asyncio.ensure_future(self.feed.changed.wait())
+        stopped = asyncio.ensure_future(self.stopper.event.wait())
+        done, pending = await asyncio.wait(
+            {changed, stopped},
+            timeout=self.settings.clock_poll_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in pending:
+            task.cancel()
+        return bool(done)
+
+    async def _process(self) -> None:
+        """Stores the minutes that have completed, then predicts at each completed bar."""
+        session, feed = self._session, self.feed
+        completed_at = feed.arrived_at
+        known = feed.now
+        minutes = session.completed_minutes(feed.bars or [], known, feed.what_to_show)
+        if len(minutes):
+            session.add(minutes)
+            self.store.write_session(session.window.session, session.raw)
+            self.stats.minutes_written += len(minutes)
+            logger.info(
+                "%s %s: stored %d minute(s) up to %s (%d in the session)",
+                self.symbol,
+                session.window.session,
+                len(minutes),
+                minutes["timestamp"].iloc[-1],
+                len(session.raw),
+            )
+        for bar in session.bars_completed(known).itertuples():
+            if bar.bar_start > self.last_predicted:
+                await self._predict(bar.bar_start, bar.bar_end, completed_at)
+                self.last_predicted = bar.bar_start
+
+    async def _predict(
+        self, bar_start: pd.Timestamp, bar_end: pd.Timestamp, completed_at: float
+    ) -> None:
+        session = self._session
+        today = session.hourly(self.data_processing, bar_end)
+        if today.empty or utc(today["timestamp"].iloc[-1]) != bar_start:
+            logger.info(
+                "%s: bar %s completed without a trade: no prediction", self.symbol, bar_start
+            )
+            return
+        logger.info("%s: bar %s completed", self.symbol, bar_start)
+        features, _ = features_with(self._history, today, self.instrument, self.data_processing)
+        run_info = {"run_id": self.run_id, "started_at": bar_end.isoformat()}
+        row = predict_row(
+            self.model, features, self.instrument, self.parameters["inference"], run_info
+        )
+        row["source"] = "live"
+        row["latency_ms"] = round((time.perf_counter() - completed_at) * 1000, 3)
+        self.store.append_prediction(row)
+        self.stats.latencies_ms.append((time.perf_counter() - completed_at) * 1000)
+        self.stats.predictions.append(row.iloc[0].to_dict())
+        self.stats.feature_rows.append(features.iloc[-1])
+        if self.settings.chart and self.test_range is not None:
+            await asyncio.to_thread(
+                self.store.refresh_chart, features, self.test_range, self.run_id
+            )
+
+    async def _close_session(self, window: SessionWindow) -> None:
+        """The session is over: stop the stream, then let the batch ingestion settle it
+        (its ledger entry becomes what a backfill writes; its file is kept or replaced by
+        the historical answer, whichever has more bars)."""
+        self.feed.cancel()
+        streamed = self.store.session_digest(window.session)
+        if streamed is not None:
+            self.stats.streamed_digests[window.session] = streamed
+        await self._catch_up(self.feed.now)
+        if streamed is not None and self.store.session_digest(window.session) != streamed:
+            logger.warning(
+                "%s %s: the session as streamed differs from TWS's historical bars; the "
+                "historical bars are kept",
+                self.symbol,
+                window.session,
+            )
+        logger.info(
+            "%s: session %s closed (%d minutes stored)",
+            self.symbol,
+            window.session,
+            len(self._session.raw),
+        )

@@ -1,0 +1,128 @@
+"""One trading session streamed live: its stored minutes, its bars and the features and
+prediction at each completed bar, all through the pipelines' own node functions.
+
+Minutes are stored as ingestion stores them (`to_raw_format`, one atomic CSV per
+session). Bars and features come from data_processing's nodes (validate, accept, list
+sessions, locate and fill gaps, resample, add features) applied to the stored history plus
+the session's minutes, read from their CSV text as the batch reads its raw table; the
+prediction is inference's `predict_next_close`. Nothing here re-implements a step.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ml_lstm.backfill import SessionWindow
+from ml_lstm.calendars import session_bar_starts, utc
+from ml_lstm.ib_data import bars_to_frame
+from ml_lstm.pipelines.data_processing.nodes import (
+    accept_minute_bars,
+    add_features,
+    fill_gaps,
+    list_sessions,
+    locate_gaps,
+    resample_to_session_bars,
+    validate_minute_bars,
+)
+from ml_lstm.pipelines.inference.nodes import predict_next_close
+from ml_lstm.pipelines.ingestion.nodes import RAW_COLUMNS, to_raw_format
+
+MINUTE = pd.Timedelta(minutes=1)
+
+
+def raw_text(raw: pd.DataFrame) -> str:
+    """A session's raw file content, exactly as ingestion writes it."""
+    return raw.to_csv(index=False)
+
+
+def read_raw(text: str, file_name: str) -> pd.DataFrame:
+    """Raw rows as data_processing's raw table holds them: parsed from the file's text by
+    the same parser, with `source_file` and `source_line`."""
+    table = pd.read_csv(io.StringIO(text))
+    table["source_line"] = range(2, len(table) + 2)
+    table["source_file"] = pd.Categorical([file_name] * len(table))
+    return table
+
+
+def session_bars(
+    raw_table: pd.DataFrame, instrument: dict, data_processing: dict, now: pd.Timestamp
+) -> pd.DataFrame:
+    """data_processing's bars (finished by `now`) of a raw table, node by node."""
+    run_info = {"started_at": now.isoformat()}
+    valid, rejected, report = validate_minute_bars(raw_table, instrument, data_processing, run_info)
+    minutes = accept_minute_bars(valid, rejected, report, data_processing)
+    sessions = list_sessions(minutes, instrument, run_info)
+    gaps = locate_gaps(minutes, sessions)
+    filled = fill_gaps(minutes, gaps, data_processing)
+    return resample_to_session_bars(filled, sessions, data_processing)
+
+
+@dataclass
+class StreamedSession:
+    """The minutes of one session stored so far, and which of its bars have completed."""
+
+    window: SessionWindow
+    instrument: dict
+    frequency: str
+    # Stored minutes in the raw layout (timestamp as ISO text), in time order.
+    raw: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAW_COLUMNS))
+    # Bars of the model's frequency in this session: start and end (UTC).
+    bars: pd.DataFrame = field(init=False)
+
+    def __post_init__(self) -> None:
+        sessions = pd.DataFrame({"open": [self.window.open], "close": [self.window.close]})
+        self.bars = session_bar_starts(sessions, self.frequency)
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.window.session}.csv"
+
+    @property
+    def last_minute(self) -> pd.Timestamp | None:
+        return utc(self.raw["timestamp"].iloc[-1]) if len(self.raw) else None
+
+    def completed_minutes(self, bars: list, known_until: pd.Timestamp, what: str) -> pd.DataFrame:
+        """Minutes of `bars` (ib_insync's) that ended by `known_until` and are not stored
+        yet, in the raw layout (those stored are never rewritten by a stream)."""
+        done = [bar for bar in bars if utc(bar.date) + MINUTE <= known_until]
+        frame = bars_to_frame(done, self.window, what, self.instrument["symbol"])
+        last = self.last_minute
+        if last is not None:
+            frame = frame[frame["timestamp"] > last]
+        return to_raw_format(frame)
+
+    def add(self, minutes: pd.DataFrame) -> None:
+        self.raw = pd.concat([self.raw, minutes], ignore_index=True) if len(self.raw) else minutes
+
+    def bars_completed(self, known_until: pd.Timestamp) -> pd.DataFrame:
+        """This session's bars that have ended by `known_until`."""
+        return self.bars[self.bars["bar_end"] <= known_until]
+
+    def hourly(self, data_processing: dict, now: pd.Timestamp) -> pd.DataFrame:
+        """This session's bars finished by `now`, from its stored minutes."""
+        if self.raw.empty:
+            return pd.DataFrame()
+        table = read_raw(raw_text(self.raw), self.file_name)
+        return session_bars(table, self.instrument, data_processing, now)
+
+
+def features_with(
+    history: pd.DataFrame, today: pd.DataFrame, instrument: dict, data_processing: dict
+) -> tuple[pd.DataFrame, dict]:
+    """add_features over the earlier sessions' bars and today's."""
+    bars = pd.concat([history, today], ignore_index=True) if len(today) else history
+    return add_features(bars, instrument, data_processing)
+
+
+def predict_row(
+    checked_model: dict,
+    features: pd.DataFrame,
+    instrument: dict,
+    inference: dict,
+    run_info: dict,
+) -> pd.DataFrame:
+    """inference's prediction-log row from the features up to the bar just completed."""
+    return predict_next_close(checked_model, features, instrument, inference, run_info)
