@@ -5,6 +5,7 @@ import warnings
 from ml_lstm.hooks import InstrumentsHook, RunInfoHook
 from ml_lstm.instruments import UniverseConfigLoader
 from ml_lstm.runners.parallel import SharedMemoryIntermediatesHook
+from ml_lstm.tracking import TrackingHook
 
 # Kedro 1.7's config loader registers its resolvers with omegaconf's deprecated
 # register_new_resolver(): two UserWarnings per run that no user can act on, and that hide
@@ -16,7 +17,8 @@ warnings.filterwarnings(
     module=r"kedro\.config\.omegaconf_config",
 )
 
-HOOKS = (InstrumentsHook(), RunInfoHook(), SharedMemoryIntermediatesHook())
+# TrackingHook after RunInfoHook: it tags the MLflow run with run_info's git commit.
+HOOKS = (InstrumentsHook(), RunInfoHook(), SharedMemoryIntermediatesHook(), TrackingHook())
 
 # kedro-mlflow's own hook would start MLflow on every run, even with tracking off; the
 # project's tracking hook (ml_lstm.tracking) drives it only where conf/<env>/mlflow.yml
