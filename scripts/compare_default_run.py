@@ -99,7 +99,8 @@ def normalised_files(data: Path) -> dict[str, bytes]:
     """Every file under `data`, keyed by its path with version stamps taken out."""
     files = {}
     for path in sorted(data.rglob("*")):
-        if path.is_file() and path.name != ".gitkeep":
+        # .gitkeep marks empty folders; *.lock files are empty cross-process lock files.
+        if path.is_file() and path.name != ".gitkeep" and path.suffix != ".lock":
             key = VERSION.sub(b"<version>", str(path.relative_to(data)).encode()).decode()
             files[key] = normalised_content(path)
     return files
