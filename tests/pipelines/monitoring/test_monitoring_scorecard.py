@@ -139,7 +139,7 @@ def test_repeats_count_once_and_the_verdict_is_logged(caplog):
         )
 
     assert twice["last_window"] == once["last_window"]
-    assert twice["counts"]["duplicates"] == 5
+    assert twice["counts"]["duplicates"] == 5 and twice["counts"]["scored"] == 40
     beats = once["served"]["live"]["beats_persistence"]
     assert f"NVDA live: model v2 {'BEATS' if beats else 'does NOT beat'} persistence" in caplog.text
 

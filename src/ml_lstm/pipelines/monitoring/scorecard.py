@@ -96,6 +96,7 @@ def build(
     """Per model version (all its scored rows), over the last `window` scored rows, and for
     the served model (the latest prediction's) over its last `window` scored rows."""
     rows = countable(scored)
+    distinct = scored[~scored["duplicate"].astype(bool)]
 
     def horizon_of(version: str) -> int:
         return int((manifests.get(version) or {}).get("horizon", default_horizon))
@@ -115,11 +116,12 @@ def build(
     served_rows = rows[rows["model_version"] == served].tail(window)
     return {
         "window": window,
+        # Statuses of distinct predictions; repeats counted apart.
         "counts": {
             "logged": len(scored),
-            "scored": int((scored["status"] == SCORED).sum()),
-            "pending": int((scored["status"] == "pending").sum()),
-            "missing_bar": int((scored["status"] == "missing_bar").sum()),
+            "scored": int((distinct["status"] == SCORED).sum()),
+            "pending": int((distinct["status"] == "pending").sum()),
+            "missing_bar": int((distinct["status"] == "missing_bar").sum()),
             "duplicates": int(scored["duplicate"].astype(bool).sum()),
             "by_source": {str(k): int(v) for k, v in scored["source"].value_counts().items()},
         },
