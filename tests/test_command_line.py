@@ -26,12 +26,12 @@ def kedro(project: Path, *arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_a_disabled_instrument_namespace_says_how_to_enable_it(project_copy):
-    result = kedro(project_copy, "run", "--namespaces", "xagusd,aapl")
+    result = kedro(project_copy, "run", "--namespaces", "xagusd,zzzz")
 
     assert result.returncode == 2
     assert "Instrument 'xagusd' is disabled" in result.stderr
     assert "--params instruments.xagusd.enabled=true" in result.stderr
-    assert "No instrument 'aapl'" in result.stderr and "configured: nvda, xagusd" in result.stderr
+    assert "No instrument 'zzzz'" in result.stderr and "configured: nvda, xagusd" in result.stderr
     assert not any((project_copy / "data/01_raw").iterdir())
 
 

@@ -142,7 +142,14 @@ def namespace_problems(requested: list[str], instruments: dict[str, dict[str, An
         else:
             problems.append(
                 f"No instrument {name!r} in the 'instruments' parameters (configured: "
-                f"{', '.join(instruments) or 'none'}; enabled: {', '.join(enabled) or 'none'}). "
+                f"{_listed(list(instruments))}; enabled: {_listed(enabled)}). "
                 "Add it to conf/base/universe.yml, or pick a configured one."
             )
     return problems
+
+
+def _listed(names: list[str], shown: int = 12) -> str:
+    # A universe can hold hundreds of instruments: name the first few and the count.
+    if len(names) <= shown:
+        return ", ".join(names) or "none"
+    return f"{', '.join(names[:shown])}, ... ({len(names)} in all)"
