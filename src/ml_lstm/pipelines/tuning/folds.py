@@ -24,7 +24,7 @@ from ml_lstm.forecasting.splits import (
 )
 
 
-def test_split_start(n_rows: int, modelling: dict) -> int:
+def first_test_row(n_rows: int, modelling: dict) -> int:
     """Position of the first test-split row, exactly as `split_by_time` places it."""
     train, validation, _ = split_sizes(n_rows, modelling["split"])
     return train + validation
@@ -32,7 +32,7 @@ def test_split_start(n_rows: int, modelling: dict) -> int:
 
 def search_rows(features: pd.DataFrame, modelling: dict) -> pd.DataFrame:
     """The feature table's rows before the test split's purge gap (a copy)."""
-    start = test_split_start(len(features), modelling)
+    start = first_test_row(len(features), modelling)
     end = start - purge_gap(modelling["lookback"], modelling["horizon"])
     if end <= 0:
         raise ValueError(
