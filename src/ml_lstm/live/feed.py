@@ -183,6 +183,8 @@ class LiveFeed:
             )
         except RequestError as error:
             raise FeedFault(f"subscription refused: error {error.code} {error.message}") from None
+        except ConnectionError:
+            raise FeedFault("the socket to TWS closed") from None
         if self.fault is not None:
             raise FeedFault(self.fault)
         if not bars:

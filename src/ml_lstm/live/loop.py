@@ -19,7 +19,7 @@ from ml_lstm.calendars import instrument_sessions, utc
 from ml_lstm.pipelines.inference.nodes import check_served_model, forecast_test_range
 
 from .feed import FeedFault, LiveFeed
-from .session import StreamedSession, features_with, predict_row, session_bars
+from .session import StreamedSession, features_with, predict_row, raw_text, session_bars
 from .settings import LiveSettings
 from .stopping import Stopper
 from .store import LiveStore
@@ -41,8 +41,9 @@ class LiveStats:
     # Real milliseconds from a bar's completion reaching us to its log row being written.
     latencies_ms: list[float] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
-    # sha256 of each session's raw file as streamed, before the closing catch-up.
-    streamed_digests: dict[str, str] = field(default_factory=dict)
+    # Each session's raw file as streamed, before the closing catch-up added its last
+    # minute(s) from the historical answer.
+    streamed_sessions: dict[str, str] = field(default_factory=dict)
     sleeps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
 
 
@@ -72,7 +73,12 @@ class InstrumentLoop:
         self.last_predicted: pd.Timestamp | None = None
         self._reconnects = 0
         self._session: StreamedSession | None = None
+        self._closed: set[str] = set()
+        # Every minute before this is complete and stored (a later bar came, or the
+        # catch-up's historical answer had it).
+        self._complete_until = pd.Timestamp(0, tz="UTC")
         self._history = pd.DataFrame()
+        self._history_before: str | None = None
 
     @property
     def symbol(self) -> str:
@@ -97,6 +103,14 @@ class InstrumentLoop:
         """Up to the end of one session (or a sleep); True when `until` has passed."""
         await self.feed.connect()
         now = await self.feed.current_time()
+        session = self._session
+        if (
+            session is not None
+            and session.window.session not in self._closed
+            and (now >= session.window.close)
+        ):
+            # The session ended while the stream was down: settle it now.
+            await self._close_session(session.window)
         if self._past_until(now):
             return True
         window, previous_close = self._session_at(now)
@@ -165,7 +179,13 @@ class InstrumentLoop:
 
     async def _catch_up(self, now: pd.Timestamp) -> None:
         """The batch ingestion up to `now` (in a thread: it drives its own event loop)."""
-        await asyncio.to_thread(self.store.catch_up, now)
+        try:
+            await asyncio.to_thread(self.store.catch_up, now)
+            # The historical answer holds every minute that had ended by `now`.
+            self._complete_until = max(self._complete_until, now.floor("min"))
+        except ConnectionError as error:
+            # TWS went away during the backfill (e.g. its restart): try again after backoff.
+            raise FeedFault(f"the catch-up backfill lost TWS ({error})") from None
 
     def prepare(self) -> None:
         """Loads the served model (champion or pinned) once, checked against the features of
@@ -190,8 +210,12 @@ class InstrumentLoop:
 
     def _open(self, window: SessionWindow, now: pd.Timestamp) -> None:
         """The session's stored minutes and the bars of the sessions before it."""
-        bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, now)
-        self._history = bars[bars["session"].astype(str) < window.session].reset_index(drop=True)
+        if self._history_before != window.session:
+            # Earlier sessions do not change while this one streams: read them once.
+            bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, now)
+            earlier = bars["session"].astype(str) < window.session
+            self._history = bars[earlier].reset_index(drop=True)
+            self._history_before = window.session
         session = StreamedSession(window, self.instrument, self.frequency)
         stored = self.store.stored_session(window.session)
         if stored is not None and len(stored):
@@ -208,7 +232,12 @@ class InstrumentLoop:
 
     async def _stream(self, window: SessionWindow, previous_close: pd.Timestamp) -> bool:
         feed = self.feed
-        await feed.subscribe(previous_close - pd.Timedelta(minutes=30))
+        # The first answer must hold a bar (ib_insync drops updates to an empty list): from
+        # the open once the session has bars, else from the end of the session before.
+        # The seconds-long duration also keeps a resubscription from being the identical
+        # request that IB's pacing rules make wait 15 s.
+        stored = len(self._session.raw) > 0
+        await feed.subscribe(window.open if stored else previous_close - pd.Timedelta(minutes=30))
         self._reconnects = 0
         while True:
             await self._process()
@@ -240,11 +269,11 @@ class InstrumentLoop:
         return bool(done)
 
     async def _process(self) -> None:
-        """Stores the minutes that have completed, then predicts at each completed bar."""
+        """Stores the minutes the stream has completed, then predicts at each bar whose
+        minutes are all stored."""
         session, feed = self._session, self.feed
-        completed_at = feed.arrived_at
-        known = feed.now
-        minutes = session.completed_minutes(feed.bars or [], known, feed.what_to_show)
+        bars = feed.bars or []
+        minutes = session.completed_minutes(bars, feed.what_to_show)
         if len(minutes):
             session.add(minutes)
             self.store.write_session(session.window.session, session.raw)
@@ -257,7 +286,12 @@ class InstrumentLoop:
                 minutes["timestamp"].iloc[-1],
                 len(session.raw),
             )
-        for bar in session.bars_completed(known).itertuples():
+        if bars:
+            self._complete_until = max(self._complete_until, utc(bars[-1].date))
+        await self._predict_completed(feed.arrived_at)
+
+    async def _predict_completed(self, completed_at: float) -> None:
+        for bar in self._session.bars_completed(self._complete_until).itertuples():
             if bar.bar_start > self.last_predicted:
                 await self._predict(bar.bar_start, bar.bar_end, completed_at)
                 self.last_predicted = bar.bar_start
@@ -290,21 +324,28 @@ class InstrumentLoop:
             )
 
     async def _close_session(self, window: SessionWindow) -> None:
-        """The session is over: stop the stream, then let the batch ingestion settle it
-        (its ledger entry becomes what a backfill writes; its file is kept or replaced by
-        the historical answer, whichever has more bars)."""
+        """The session is over: stop the stream and let the batch ingestion settle it. Its
+        historical answer adds the last minute(s), which no later bar proved complete, and
+        makes the ledger entry what a backfill writes; then the last bar is predicted."""
+        completed_at = self.feed.arrived_at
         self.feed.cancel()
-        streamed = self.store.session_digest(window.session)
-        if streamed is not None:
-            self.stats.streamed_digests[window.session] = streamed
+        self._closed.add(window.session)
+        streamed = raw_text(self._session.raw)
+        self.stats.streamed_sessions[window.session] = streamed
         await self._catch_up(self.feed.now)
-        if streamed is not None and self.store.session_digest(window.session) != streamed:
-            logger.warning(
-                "%s %s: the session as streamed differs from TWS's historical bars; the "
-                "historical bars are kept",
-                self.symbol,
-                window.session,
-            )
+        stored = self.store.stored_session(window.session)
+        if stored is not None:
+            final = raw_text(stored)
+            if not final.startswith(streamed):
+                logger.warning(
+                    "%s %s: the session as streamed differs from TWS's historical bars; "
+                    "the historical bars are kept",
+                    self.symbol,
+                    window.session,
+                )
+            self._session.raw = stored
+        self._complete_until = window.close
+        await self._predict_completed(completed_at)
         logger.info(
             "%s: session %s closed (%d minutes stored)",
             self.symbol,

@@ -84,11 +84,12 @@ class StreamedSession:
     def last_minute(self) -> pd.Timestamp | None:
         return utc(self.raw["timestamp"].iloc[-1]) if len(self.raw) else None
 
-    def completed_minutes(self, bars: list, known_until: pd.Timestamp, what: str) -> pd.DataFrame:
-        """Minutes of `bars` (ib_insync's) that ended by `known_until` and are not stored
-        yet, in the raw layout (those stored are never rewritten by a stream)."""
-        done = [bar for bar in bars if utc(bar.date) + MINUTE <= known_until]
-        frame = bars_to_frame(done, self.window, what, self.instrument["symbol"])
+    def completed_minutes(self, bars: list, what: str) -> pd.DataFrame:
+        """Minutes of `bars` (ib_insync's subscription list) not stored yet that a later bar
+        proves complete, in the raw layout. The last bar may still be forming, whatever the
+        clock says (a stalled TWS answers currentTime without sending its final update):
+        it is stored once a later bar comes, or by the closing backfill."""
+        frame = bars_to_frame(bars[:-1], self.window, what, self.instrument["symbol"])
         last = self.last_minute
         if last is not None:
             frame = frame[frame["timestamp"] > last]

@@ -5,7 +5,6 @@ latest-prediction chart. With `dry_run` nothing is written: predictions are prin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -76,11 +75,8 @@ class LiveStore:
         path = self.raw_folder / f"{session}.csv"
         if not path.is_file():
             return None
-        return pd.read_csv(path, float_precision="round_trip")
-
-    def session_digest(self, session: str) -> str | None:
-        path = self.raw_folder / f"{session}.csv"
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        # pandas 3 parses floats exactly (round trip), so the file is rewritten as it was.
+        return pd.read_csv(path)
 
     def write_session(self, session: str, raw: pd.DataFrame) -> None:
         if not self.dry_run:
