@@ -9,6 +9,7 @@ entry of the universe is an instrument a run can enable with
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,18 @@ class UniverseConfigLoader(OmegaConfigLoader):
     """
 
     def __getitem__(self, key: str) -> dict[str, Any]:
-        config = super().__getitem__(key)
-        if key != "parameters":
-            return config
+        if key != "parameters" or key in self:
+            return super().__getitem__(key)
+        # A run reads `parameters` about six times (hooks, context, validation), each a
+        # parse of every parameters file: parsed once per environment and runtime params.
+        cache_key = (self.env, repr(self.runtime_params))
+        cache = self.__dict__.setdefault("_parameters_cache", {})
+        if cache_key not in cache:
+            cache[cache_key] = self._parameters_with_universe()
+        return copy.deepcopy(cache[cache_key])
+
+    def _parameters_with_universe(self) -> dict[str, Any]:
+        config = super().__getitem__("parameters")
         universe = self.universe()
         if not universe:
             return config
