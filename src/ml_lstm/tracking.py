@@ -68,7 +68,6 @@ def absolute_uris(conf: dict, project_path: Path) -> dict:
         path = Path(uri.removeprefix(SQLITE_PREFIX))
         if not path.is_absolute():
             path = project_path / path
-        path.parent.mkdir(parents=True, exist_ok=True)
         server["mlflow_tracking_uri"] = SQLITE_PREFIX + path.as_posix()
     return {**conf, "server": server}
 
@@ -113,6 +112,10 @@ class TrackingHook:
 
     def _set_up(self) -> None:
         from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+
+        uri = self._conf["server"]["mlflow_tracking_uri"]
+        if uri.startswith(SQLITE_PREFIX):
+            Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
 
         # kedro-mlflow reads config_loader["mlflow"]: it gets the file without our key.
         self._context.config_loader["mlflow"] = self._conf
@@ -160,6 +163,17 @@ class TrackingHook:
     def after_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
         if self.enabled:
             self._mlflow_hook.after_pipeline_run(run_params, pipeline, catalog)
+            self._end_run()
+
+    def _end_run(self) -> None:
+        """Ends this run however often it was re-entered: kedro-mlflow restarts it before
+        every node and ends it once, which with MLflow 3 leaves it active in this thread
+        (the next session in the same process would then log into it)."""
+        import mlflow
+
+        run_id = self._mlflow_hook.run_id
+        while (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
+            mlflow.end_run()
 
     @hook_impl
     def on_pipeline_error(
@@ -167,6 +181,7 @@ class TrackingHook:
     ) -> None:
         if self.enabled:
             self._mlflow_hook.on_pipeline_error(error, run_params, pipeline, catalog)
+            self._end_run()
 
     def _log_output(self, instrument: str, dataset: str, data: Any, inputs: dict) -> None:
         import mlflow

@@ -1,0 +1,158 @@
+"""Tracking with kedro-mlflow through `kedro run` (KedroSession) in throw-away project copies,
+queried through MLflow's own API. The feature table is written straight into the copy, so
+the runs start at modelling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from support import copy_project
+from tuning_support import features
+
+pytestmark = pytest.mark.slow
+
+FEATURES = ["log_return", "close", "volume", "sma_5"]
+RUN = {
+    "modelling": {
+        "features": FEATURES,
+        "lookback": 8,
+        "model": {"lstm_units": [4], "dense_units": 0},
+        "training": {"epochs": 1, "batch_size": 64, "patience": 1},
+    },
+    "tuning": {
+        "n_trials": 2,
+        "epochs": 1,
+        "folds": 2,
+        "space": {
+            "lookback": [8],
+            "lstm_layers": [1],
+            "lstm_units": [4],
+            "batch_size": [64],
+            "target": ["log_return"],
+            "features": {"always": ["log_return"], "optional": ["sma_5"]},
+        },
+    },
+}
+
+
+def write_features(project: Path) -> None:
+    folder = project / "data/04_feature/nvda"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = features()
+    table.insert(1, "bar_end", table["timestamp"] + pd.Timedelta(hours=1))
+    table.to_csv(folder / "features.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+    listing = {"features": ["log_return", "sma_5", "signal"], "settings": {}, "frequency": "60min"}
+    (folder / "feature_list.json").write_text(json.dumps(listing))
+
+
+def run(project: Path, pipeline: str, env: str | None = None, **params) -> None:
+    bootstrap_project(project)
+    runtime = {**RUN, "modelling": {**RUN["modelling"], **params}}
+    with KedroSession.create(project_path=project, runtime_params=runtime, env=env) as session:
+        session.run(pipeline_names=[pipeline])
+
+
+def mlflow_files(project: Path) -> list[Path]:
+    """Anything MLflow writes (its store, artifacts, a database), outside conf/."""
+    return [
+        path
+        for path in project.rglob("*")
+        if not path.is_relative_to(project / "conf")
+        and ("mlruns" in path.parts or "mlflow" in path.name or path.suffix == ".db")
+    ]
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory) -> dict:
+    """A project copy after modelling, modelling again (promotion forced) and tuning."""
+    from mlflow import MlflowClient
+
+    project = copy_project(tmp_path_factory.mktemp("tracked") / "project")
+    write_features(project)
+    champions = []
+    for promotion in ("auto", "force"):
+        run(project, "modelling", promotion=promotion)
+        champions.append(json.loads((project / "data/06_models/nvda/champion.json").read_text()))
+    run(project, "tuning")
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns/mlflow.db'}")
+    experiment = client.get_experiment_by_name("ml_lstm")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    return {"project": project, "client": client, "runs": runs, "champions": champions}
+
+
+def test_a_modelling_run_holds_its_params_metrics_and_artifacts(tracked):
+    client, project = tracked["client"], tracked["project"]
+    modelling = [run for run in tracked["runs"] if run.data.tags["mlflow.runName"] == "modelling"]
+    assert len(modelling) == 2
+    first = modelling[0]
+    assert first.data.params["modelling.lookback"] == "8"
+    assert first.data.params["modelling.features"] == str(FEATURES)
+    version = tracked["champions"][0]["version"]
+    metrics = json.loads(
+        (project / f"data/06_models/nvda/manifest.json/{version}/manifest.json").read_text()
+    )["metrics"]
+    for model in ("lstm", "persistence", "drift", "sma", "linear"):
+        assert first.data.metrics[f"nvda.{model}.mase"] == pytest.approx(metrics[model]["mase"])
+    tags = first.data.tags
+    assert tags["nvda.model_version"] == version
+    assert tags["nvda.data_first"].startswith("2024-01-02")
+    assert "git_commit" in tags and "nvda.git_commit" in tags
+    artifacts = {item.path for item in client.list_artifacts(first.info.run_id, "nvda")}
+    assert {"nvda/manifest.json", "nvda/model", "nvda/charts"} <= artifacts
+    model = client.list_artifacts(first.info.run_id, "nvda/model")
+    assert [item.path for item in model] == ["nvda/model/lstm_model.keras"]
+    charts = {item.path for item in client.list_artifacts(first.info.run_id, "nvda/charts")}
+    assert "nvda/charts/training_history_plot.png" in charts
+    # Artifacts stay inside the project's git-ignored mlruns/.
+    assert first.info.artifact_uri.startswith((project / "mlruns").as_uri())
+
+
+def test_the_champion_alias_follows_a_promotion(tracked):
+    client = tracked["client"]
+    champion = client.get_model_version_by_alias("ml_lstm.nvda", "champion")
+    assert int(champion.version) == 2
+    assert champion.tags["ml_lstm_version"] == tracked["champions"][1]["version"]
+    first = client.get_model_version("ml_lstm.nvda", "1")
+    assert first.tags["ml_lstm_version"] == tracked["champions"][0]["version"]
+    assert tracked["champions"][0]["version"] != tracked["champions"][1]["version"]
+
+
+def test_tuning_trials_are_nested_runs(tracked):
+    runs = tracked["runs"]
+    tuning = next(run for run in runs if run.data.tags["mlflow.runName"] == "tuning")
+    children = [
+        run for run in runs if run.data.tags.get("mlflow.parentRunId") == tuning.info.run_id
+    ]
+    assert sorted(run.data.tags["trial"] for run in children) == ["0", "1"]
+    assert all("relative_mae" in run.data.metrics for run in children)
+    assert all(run.data.params["lookback"] == "8" for run in children)
+    assert "nvda.tuning.best_relative_mae" in tuning.data.metrics
+
+
+def test_tracking_off_leaves_no_mlflow_files(tracked, tmp_path):
+    project = copy_project(tmp_path / "project")
+    write_features(project)
+    assert (project / "conf/no_tracking/mlflow.yml").is_file()
+
+    run(project, "modelling", env="no_tracking")
+
+    assert (project / "data/06_models/nvda/champion.json").is_file()
+    assert mlflow_files(project) == []
+
+
+def test_untracked_pipelines_create_no_store(tmp_path):
+    project = copy_project(tmp_path / "project")
+    shutil.rmtree(project / "data/04_feature")
+    bootstrap_project(project)
+    window = {"ingestion": {"start_date": "2024-01-02", "end_date": "2024-01-05"}}
+    with KedroSession.create(project_path=project, runtime_params=window) as session:
+        session.run(pipeline_names=["ingestion"])
+
+    assert any((project / "data/01_raw/nvda/minute_bars").glob("*.csv"))
+    assert mlflow_files(project) == []
