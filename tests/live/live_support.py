@@ -105,4 +105,5 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout_s: float) -> str
 
 
 def leftover_temporaries(project: Path) -> list[Path]:
-    return [path for path in (project / "data").rglob(".*") if path.is_file()]
+    """Temporaries of an atomic write left behind (filelock's `.lock` files are not data)."""
+    return [path for path in (project / "data").rglob(".*.tmp")]

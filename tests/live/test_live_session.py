@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from live_support import CLOSE, LIVE_DAY, OPEN, copy_trained, live_parameters, train
+from live_support import CLOSE, LIVE_DAY, OPEN, copy_trained, live_parameters
 
 from ml_lstm.calendars import utc
 from ml_lstm.live.runner import run_live
@@ -32,11 +32,6 @@ FAULTS = {
     "stall_at": ["2024-06-03T18:20:00Z"],
     "stall_minutes": 60,
 }
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("trained") / "project")
 
 
 @pytest.fixture(scope="module")

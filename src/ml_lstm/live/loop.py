@@ -81,6 +81,11 @@ class InstrumentLoop:
         self._history_before: str | None = None
 
     @property
+    def stopper_reason(self) -> str | None:
+        """Why the loop was stopped (a signal, the kill-switch file), None for `until`."""
+        return self.stopper.reason
+
+    @property
     def symbol(self) -> str:
         return self.instrument["symbol"]
 
