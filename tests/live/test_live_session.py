@@ -119,6 +119,9 @@ def test_one_prediction_per_completed_bar_equal_to_the_batch(streamed):
     dp = parameters["data_processing"]
     log = pd.read_csv(project / "data/07_model_output/nvda/predictions.csv")
     live = log[log["source"] == "live"]
+    # The trained project's own batch run wrote one row: source batch, no latency.
+    batch_rows = log[log["source"] == "batch"]
+    assert len(batch_rows) == 1 and batch_rows["latency_ms"].isna().all()
     starts = pd.date_range(OPEN, CLOSE, freq="60min", inclusive="left")
     assert list(utc(live["as_of_bar_time"])) == list(starts)
     assert (live["latency_ms"] >= 0).all()
