@@ -45,6 +45,9 @@ def test_a_three_trial_search_runs_end_to_end(tmp_path):
     test = scored["test_split"]["metrics"]
     assert {"lstm", "persistence", "drift", "sma", "linear", "evaluation"} <= set(test)
     assert test["evaluation"]["first"] > scored["search_rows"]["last"]
+    price_scale = scored["test_split"]["price_scale"]
+    assert price_scale["rows"] == test["evaluation"]["rows"]
+    assert price_scale["persistence_mase"] == pytest.approx(test["persistence"]["mase"])
     assert parameters["modelling"] == best["modelling"]
     assert parameters["modelling"]["features"][0] == "log_return"
     assert history.data and set(png) == {

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ml_lstm.forecasting.evaluation import evaluate
+from ml_lstm.forecasting.evaluation import diebold_mariano, evaluate, naive_scale, price_metrics
 from ml_lstm.forecasting.forecast import forecast_rows
 from ml_lstm.forecasting.scaling import fit_standard_scaler
 from ml_lstm.forecasting.splits import label_splits, purge_gap, split_labels, split_sizes
 
 from .folds import search_rows
-from .objective import model_config
+from .objective import mean_abs_move, model_config, price_forecast
 from .search_space import modelling_for
 
 logger = logging.getLogger(__name__)
@@ -117,9 +118,39 @@ def score_on_test_split(
     )
     train_close = table.loc[table["split"] == "train", "close"].to_numpy(dtype="float64")
     metrics = evaluate(forecasts, train_close, tuned["target"], horizon)
-    test_split = {"trial": best["trial"], "epochs_run": history["epochs_run"], "metrics": metrics}
+    test_split = {
+        "trial": best["trial"],
+        "epochs_run": history["epochs_run"],
+        "price_scale": price_scale_scores(forecasts, table, tuned, train_close),
+        "metrics": metrics,
+    }
     logger.info(reports.test_verdict(test_split))
     return {**search_summary, "test_split": test_split}
+
+
+def price_scale_scores(
+    forecasts: pd.DataFrame, table: pd.DataFrame, tuned: dict, train_close: np.ndarray
+) -> dict[str, Any]:
+    """The LSTM's test figures on the price scale the search optimised (a direction model by
+    its expected move, see objective.py) next to persistence's, with Diebold-Mariano."""
+    horizon = tuned["horizon"]
+    last, actual = forecasts["last_close"].to_numpy(), forecasts["actual_close"].to_numpy()
+    lstm = forecasts["lstm"].to_numpy()
+    if tuned["target"] == "direction":
+        move = mean_abs_move(table, horizon)
+        lstm = price_forecast(forecasts["lstm_up_probability"].to_numpy(), "direction", last, move)
+    scale = naive_scale(train_close, horizon)
+    persistence_mae = float(np.abs(actual - last).mean())
+    ours = price_metrics(actual, lstm, last, scale, persistence_mae)
+    test = diebold_mariano(actual, lstm, last, horizon)
+    return {
+        "lstm_mase": ours["mase"],
+        "persistence_mase": persistence_mae / scale,
+        "relative_mae": ours["relative_mae"],
+        "dm_statistic": test["statistic"],
+        "dm_p_value": test["p_value"],
+        "rows": len(actual),
+    }
 
 
 def write_tuned_parameters(tuning_summary: dict) -> str:

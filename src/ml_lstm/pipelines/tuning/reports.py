@@ -116,23 +116,18 @@ def validation_verdict(summary: dict, instrument_label: str = "") -> str:
 
 
 def test_verdict(test_split: dict) -> str:
-    """One plain sentence on the best configuration's single test-split evaluation."""
-    metrics = test_split["metrics"]
-    lstm, persistence = metrics["lstm"], metrics["persistence"]
-    evaluation = metrics["evaluation"]
-    if lstm["mase"] is None:
-        return (
-            f"Tuned configuration on the test split ({evaluation['rows']} rows, computed once "
-            f"after the search): directional accuracy {lstm['directional_accuracy']:.3f}, "
-            f"{'with' if evaluation['lstm_beats_persistence'] else 'NO'} directional skill."
-        )
-    test = evaluation["diebold_mariano_vs_persistence"]
+    """One plain sentence on the best configuration's single test-split evaluation, on the
+    price scale the search optimised (a direction model by its expected move)."""
+    scores = test_split["price_scale"]
+    beats = scores["lstm_mase"] < scores["persistence_mase"]
+    significant = scores["dm_p_value"] < SIGNIFICANCE
     return (
-        f"Tuned configuration on the test split ({evaluation['rows']} rows, computed once "
-        f"after the search): MASE {lstm['mase']:.4f} vs persistence {persistence['mase']:.4f}, "
-        f"{'BEATS' if evaluation['lstm_beats_persistence'] else 'does NOT beat'} persistence "
-        f"(Diebold-Mariano p = {test['p_value']:.3g}, "
-        f"{'significant' if test['p_value'] < SIGNIFICANCE else 'NOT significant'} at 5%)."
+        f"Tuned configuration on the test split ({scores['rows']} rows, computed once after "
+        f"the search): MASE {scores['lstm_mase']:.4f} vs persistence "
+        f"{scores['persistence_mase']:.4f} on the same rows, "
+        f"{'BEATS' if beats else 'does NOT beat'} persistence (Diebold-Mariano p = "
+        f"{scores['dm_p_value']:.3g}, {'significant' if significant else 'NOT significant'} "
+        "at 5%)."
     )
 
 
@@ -146,10 +141,11 @@ def tuned_parameters_text(summary: dict) -> str:
         f"± {best['relative_mae_std']:.4f} (persistence = 1).",
     ]
     test = summary.get("test_split")
-    if test and test["metrics"]["lstm"]["mase"] is not None:
+    if test:
+        scores = test["price_scale"]
         header.append(
-            f"# Test split, once: MASE {test['metrics']['lstm']['mase']:.4f} vs persistence "
-            f"{test['metrics']['persistence']['mase']:.4f}."
+            f"# Test split, once: MASE {scores['lstm_mase']:.4f} vs persistence "
+            f"{scores['persistence_mase']:.4f} (Diebold-Mariano p = {scores['dm_p_value']:.3g})."
         )
     header += [
         "# Adopt it by copying this file to conf/local/ (or conf/<env>/): it overrides only",

@@ -1,0 +1,149 @@
+"""Tuning and tracking: trials per hour of the default search on the CPU, and what MLflow
+tracking adds to a `kedro run`.
+
+    python -m benchmarks tuning
+
+Trials: `TRIALS` trials of the default `tuning` settings (conf/base: the default space,
+3 folds, 10 epochs, median pruning) on a random-walk table the size of the default NVDA
+features (2024, 1722 hourly rows), in this process; trials per hour = trials / wall time.
+
+Tracking: `kedro run --pipelines modelling` (default modelling parameters) as a whole
+process in a throw-away project copy, with tracking on (conf/base/mlflow.yml) and off
+(`--env no_tracking`), alternating, best of `REPEAT` each. The first tracked run, which
+creates the SQLite store's schema, is timed on its own (a one-off per project).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from kedro.config import OmegaConfigLoader
+
+from benchmarks.harness import measure_process
+
+PROJECT = Path(__file__).resolve().parents[1]
+ROWS = 1722
+TRIALS = 6
+REPEAT = 2
+
+
+def parameters() -> dict:
+    return OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="base",
+        merge_strategy={"parameters": "soft"},
+    )["parameters"]
+
+
+def feature_table(rows: int = ROWS) -> tuple[pd.DataFrame, dict]:
+    """A random-walk close with every column the default space and modelling name."""
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(0.004 * rng.standard_normal(rows)))
+    timestamps = pd.date_range("2024-01-02 14:30", periods=rows, freq="h", tz="UTC")
+    table = pd.DataFrame(
+        {
+            "timestamp": timestamps,
+            "bar_end": timestamps + pd.Timedelta(hours=1),
+            "close": close,
+            "volume": rng.integers(1_000, 10_000, rows).astype("float64"),
+            "log_return": np.concatenate([[0.0], np.diff(np.log(close))]),
+        }
+    )
+    space = parameters()["tuning"]["space"]["features"]["optional"]
+    for name in [*space, "sma_20", "rsi_14"]:
+        if name not in table:
+            table[name] = rng.standard_normal(rows)
+    names = [name for name in table.columns if name not in ("timestamp", "bar_end", "close")]
+    return table, {"features": names, "settings": {}, "frequency": "60min"}
+
+
+def trials_per_hour() -> dict:
+    from ml_lstm.pipelines.tuning import nodes
+
+    table, feature_list = feature_table()
+    settings = parameters()
+    tuning = {**settings["tuning"], "n_trials": TRIALS, "study_name": "benchmark"}
+    with tempfile.TemporaryDirectory() as folder:
+        study = {"storage": f"sqlite:///{Path(folder) / 'tuning.db'}"}
+        start = time.perf_counter()
+        trials = nodes.run_search(study, table, feature_list, settings["modelling"], tuning)
+        seconds = time.perf_counter() - start
+    row = {
+        "benchmark": "tuning_trials_per_hour",
+        "trials": TRIALS,
+        "rows": ROWS,
+        "seconds": round(seconds, 1),
+        "trials_per_hour": round(TRIALS / seconds * 3600, 1),
+        "pruned": int((trials["state"] == "PRUNED").sum()),
+        "cpus": os.cpu_count(),
+    }
+    print(
+        f"tuning: {TRIALS} trials of the default space in {seconds:.0f} s "
+        f"({row['pruned']} pruned) -> {row['trials_per_hour']:.0f} trials/hour on "
+        f"{row['cpus']} CPUs",
+        flush=True,
+    )
+    return row
+
+
+def project_copy(target: Path) -> Path:
+    """The project's conf and a feature table: enough for `kedro run --pipelines modelling`."""
+    shutil.copy2(PROJECT / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(PROJECT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
+    (target / "conf/local").mkdir()
+    (target / "src").mkdir()
+    folder = target / "data/04_feature/nvda"
+    folder.mkdir(parents=True)
+    table, feature_list = feature_table()
+    table.to_csv(folder / "features.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+    (folder / "feature_list.json").write_text(json.dumps(feature_list))
+    return target
+
+
+def tracking_overhead() -> dict:
+    kedro = str(Path(sys.executable).with_name("kedro"))
+    command = [kedro, "run", "--pipelines", "modelling"]
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryDirectory() as folder:
+        project = project_copy(Path(folder))
+        first = measure_process(command, project, env=env)
+        on, off = [], []
+        for _ in range(REPEAT):
+            on.append(measure_process(command, project, env=env).seconds)
+            off.append(
+                measure_process([*command, "--env", "no_tracking"], project, env=env).seconds
+            )
+    overhead = min(on) / min(off) - 1
+    row = {
+        "benchmark": "tracking_overhead_kedro_run",
+        "tracked_s": round(min(on), 2),
+        "untracked_s": round(min(off), 2),
+        "overhead_percent": round(100 * overhead, 1),
+        "first_tracked_run_s": round(first.seconds, 2),
+        "goal_percent": 5.0,
+    }
+    print(
+        f"tracking: kedro run --pipelines modelling {row['tracked_s']:.1f} s tracked vs "
+        f"{row['untracked_s']:.1f} s untracked -> overhead {row['overhead_percent']:+.1f}% "
+        f"(goal <= 5%); the first tracked run, creating the store: "
+        f"{row['first_tracked_run_s']:.1f} s",
+        flush=True,
+    )
+    return row
+
+
+def main() -> list[dict]:
+    return [trials_per_hour(), tracking_overhead()]
+
+
+if __name__ == "__main__":
+    main()
