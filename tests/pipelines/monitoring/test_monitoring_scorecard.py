@@ -140,8 +140,17 @@ def test_repeats_count_once_and_the_verdict_is_logged(caplog):
 
     assert twice["last_window"] == once["last_window"]
     assert twice["counts"]["duplicates"] == 5 and twice["counts"]["scored"] == 40
-    beats = once["served"]["live"]["beats_persistence"]
-    assert f"NVDA live: model v2 {'BEATS' if beats else 'does NOT beat'} persistence" in caplog.text
+    window, served = once["last_window"], once["served"]["live"]
+    assert window["rows"] == 30 and served["rows"] == 15
+    assert (
+        f"NVDA live: the last 30 scored predictions "
+        f"{'BEAT' if window['beats_persistence'] else 'do NOT beat'} persistence (MAE "
+        f"{window['mae']:.4f} vs {window['persistence_mae']:.4f}, relative "
+        f"{window['relative_mae']:.3f}; Diebold-Mariano p = "
+        f"{window['diebold_mariano_vs_persistence']['p_value']:.3g}" in caplog.text
+    )
+    beats = "BEAT" if served["beats_persistence"] else "do NOT beat"
+    assert f"Served model v2: {beats} persistence" in caplog.text and "on its 15." in caplog.text
 
 
 def test_no_scored_prediction_yet_says_so():
@@ -150,4 +159,4 @@ def test_no_scored_prediction_yet_says_so():
     )
     card = build_live_scorecard(scored, {}, NVDA, MONITORING, {"horizon": 1}, RUN_INFO)
     assert card["served"]["live"] == {"rows": 0}
-    assert "no prediction of model v2 scored yet (40 pending)" in card["verdict"]
+    assert "NVDA: no prediction scored yet (40 pending)" in card["verdict"]

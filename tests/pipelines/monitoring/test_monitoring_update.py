@@ -171,3 +171,13 @@ def test_daily_updates_score_every_earlier_prediction_once_its_bar_is_in(first_u
     assert decisions == ["none", "retrain", "none"]
     manifests = list((project / "data/06_models/nvda/manifest.json").iterdir())
     assert len(manifests) == 2
+
+    # The same day again (a scheduler retrying): nothing new to fetch or train; its repeated
+    # prediction is logged, marked a repeat, and the scorecard's figures stay the same.
+    again = kedro_update(project, DAYS[-1])
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "Update: no retraining for nvda: 0 session(s) since" in again.stdout
+    repeated = json.loads((project / "data/08_reporting/nvda/live_scorecard.json").read_text())
+    assert repeated["counts"]["duplicates"] == 1 and repeated["counts"]["pending"] == 1
+    assert repeated["last_window"] == card["last_window"]
+    assert len(list((project / "data/06_models/nvda/manifest.json").iterdir())) == 2

@@ -136,22 +136,30 @@ def build(
 
 
 def verdict(card: dict[str, Any], symbol: str) -> str:
-    """The plain sentence the log gives: does the served model beat persistence live?"""
-    served, live = card["served_model"], card["served"]["live"]
+    """The plain sentences the log gives: do the predictions beat persistence live, over the
+    last window (whatever model made them), and the served model on its own rows?"""
+    served, window, own = card["served_model"], card["last_window"], card["served"]["live"]
     pending = card["counts"]["pending"]
-    if not live["rows"]:
+    if not window["rows"]:
         return (
-            f"{symbol}: no prediction of model {served} scored yet ({pending} pending): "
-            "nothing to say live until its target bars are in."
+            f"{symbol}: no prediction scored yet ({pending} pending): nothing to say live "
+            "until their target bars are in."
         )
+    return (
+        f"{symbol} live: the last {window['rows']} scored predictions "
+        f"{_beats(window)}. Served model {served}: "
+        + (f"{_beats(own)} on its {own['rows']}." if own["rows"] else "none scored yet.")
+        + f" {pending} pending."
+    )
+
+
+def _beats(live: dict[str, Any]) -> str:
     test = live["diebold_mariano_vs_persistence"]
     p = f"Diebold-Mariano p = {test['p_value']:.3g}" if test else "too few rows for a test"
-    beats = live["beats_persistence"]
     accuracy = live["directional_accuracy"]
     direction = "-" if accuracy is None else f"{accuracy:.3f}"
     return (
-        f"{symbol} live: model {served} {'BEATS' if beats else 'does NOT beat'} persistence on "
-        f"its last {live['rows']} scored predictions (MAE {live['mae']:.4f} vs "
-        f"{live['persistence_mae']:.4f}, relative {live['relative_mae']:.3f}; {p}; "
-        f"direction {direction}; {pending} pending)."
+        f"{'BEAT' if live['beats_persistence'] else 'do NOT beat'} persistence (MAE "
+        f"{live['mae']:.4f} vs {live['persistence_mae']:.4f}, relative "
+        f"{live['relative_mae']:.3f}; {p}; direction {direction})"
     )
