@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -19,7 +20,6 @@ import pytest
 from filelock import FileLock
 from runners_support import (
     KEDRO,
-    LoopbackCluster,
     differences,
     environment,
     kedro_run,
@@ -28,6 +28,7 @@ from runners_support import (
 )
 
 from ml_lstm.runners.dask_worker import EVENTS_TOPIC, METADATA_ROOT
+from ml_lstm.runners.loopback import LoopbackCluster
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ DASK_RUNNER = ("--runner", "ml_lstm.runners.DaskRunner")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    started = LoopbackCluster(tmp_path_factory.mktemp("cluster"))
+    started = LoopbackCluster(tmp_path_factory.mktemp("cluster"), env=environment())
     yield started
     started.close()
 
@@ -55,6 +56,9 @@ def test_four_instruments_on_two_workers_equal_the_sequential_run(
     cluster, sequential_project, tmp_path
 ):
     project = project_with(tmp_path / "project", INSTRUMENTS)
+    # The sequential run's bars: ingestion still runs here (and finds them complete), the
+    # backfill's seconds are spent once.
+    shutil.copytree(sequential_project / "data/01_raw", project / "data/01_raw", dirs_exist_ok=True)
     started = time.time()
 
     result = kedro_run(project, *DASK_RUNNER, DASK_SCHEDULER_ADDRESS=cluster.address)
@@ -63,7 +67,7 @@ def test_four_instruments_on_two_workers_equal_the_sequential_run(
     assert differences(run_files(sequential_project / "data"), run_files(project / "data")) == []
     with cluster.client() as client:
         events = [event for when, event in client.get_events(EVENTS_TOPIC) if when >= started]
-        workers = client.scheduler_info()["workers"]
+        workers = client.run(os.getpid)  # {address: pid}
     reports = [event for event in events if "instrument" in event]
     # The scheduler's record: every instrument done once, on both workers, none of them
     # running an ingestion node.
@@ -79,7 +83,7 @@ def test_four_instruments_on_two_workers_equal_the_sequential_run(
     }
     assert {event["where"] for event in ingestion} == {"client"}
     assert len({event["pid"] for event in ingestion}) == 1
-    assert ingestion[0]["pid"] not in {info["pid"] for info in workers.values()}
+    assert ingestion[0]["pid"] not in set(workers.values())
     assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(ingestion))
     # The workers are still running and hold no lock on any file under data/.
     locks = list((project / "data").rglob("*.lock"))
@@ -156,3 +160,20 @@ def _assert_whole_files(data) -> None:
             json.loads(path.read_text())
     for version in data.glob("06_models/*/*/*"):
         assert version.is_dir() and any(version.iterdir()), version
+
+
+def test_parallel_runner_backfills_namespaces_as_the_sequential_run_did(
+    sequential_project, tmp_path
+):
+    # Before SharedMemoryIntermediatesHook, fetch_minute_bars got an empty plan in its
+    # process ("'object' object is not iterable") and the run failed.
+    project = project_with(tmp_path / "project", ["nvda", "aapl"])
+
+    result = kedro_run(project, "--runner", "ParallelRunner", "--pipelines", "ingestion")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = run_files(sequential_project / "data")
+    produced = run_files(project / "data")
+    assert produced and set(produced) <= set(reference)
+    assert [name for name in produced if produced[name] != reference[name]] == []
+    assert {name.split("/")[1] for name in produced} == {"nvda", "aapl"}
