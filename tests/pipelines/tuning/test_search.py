@@ -106,6 +106,7 @@ def test_pruning_stops_a_bad_trial_early(tmp_path):
 
     assert list(trials["state"]) == ["COMPLETE", "PRUNED"]
     good, bad = trials.to_dict("records")
+    assert bad["relative_mae"] is None or bad["relative_mae"] != bad["relative_mae"]  # None/NaN
     assert good["epochs_reported"] == 2 * 3  # 2 folds x 3 epochs
     assert bad["epochs_reported"] == 1  # stopped after its first epoch
 

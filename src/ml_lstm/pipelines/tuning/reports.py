@@ -18,15 +18,21 @@ SIGNIFICANCE = 0.05
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, seed, fold figures, DM p and parameters."""
+    """One row per trial: number, state, objective (complete trials), the last per-epoch
+    validation figure, seed, DM p, timing and parameters."""
     rows = []
     for trial in study.trials:
         attributes = trial.user_attrs
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
+        steps = trial.intermediate_values
         rows.append(
             {
                 "number": trial.number,
                 "state": trial.state.name,
-                "relative_mae": trial.value,
+                # Optuna gives a pruned trial its last per-epoch figure as value: that is an
+                # early-stopping block's figure, not the objective, so it is kept apart.
+                "relative_mae": trial.value if complete else None,
+                "last_epoch_relative_mae": steps[max(steps)] if steps else None,
                 "relative_mae_std": attributes.get("relative_mae_std"),
                 "dm_p_value": attributes.get("dm_p_value"),
                 "seed": attributes.get("seed"),
