@@ -88,3 +88,36 @@ def timed(func, *args, **kwargs) -> tuple[object, float]:
     start = time.perf_counter()
     result = func(*args, **kwargs)
     return result, time.perf_counter() - start
+
+
+_WHOLE_PROCESS = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def measure_process(
+    command: list[str], cwd: Path, repeat: int = 1, env: dict | None = None
+) -> Measurement:
+    """`command` as a whole process (start-up and imports included), the best of `repeat`.
+
+    A small wrapper runs it and reports its wall time and the largest resident set of it
+    and its descendants (RUSAGE_CHILDREN, so the benchmark's own peak stays out).
+    """
+    runs = []
+    for _ in range(repeat):
+        result = subprocess.run(
+            [sys.executable, "-c", _WHOLE_PROCESS, *command],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+        seconds, peak_kib = result.stdout.split()
+        peak_kib = int(peak_kib) / 1024 if sys.platform == "darwin" else int(peak_kib)
+        runs.append(Measurement(float(seconds), peak_kib / 1024))
+    best = min(runs, key=lambda run: run.seconds)
+    return Measurement(best.seconds, max(run.peak_mib for run in runs))
