@@ -1,19 +1,15 @@
-"""A real Dask cluster on loopback (`dask scheduler`, `dask worker` processes), project
-copies with several instruments, and comparison of two runs' data folders."""
+"""Project copies with several instruments, whole `kedro run` processes, and comparison
+of two runs' data folders (the loopback cluster is ml_lstm.runners.loopback)."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import h5py
 import yaml
@@ -21,8 +17,6 @@ from support import PROJECT_ROOT, SMALL_RUN, copy_project, merge
 
 BIN = Path(sys.executable).parent
 KEDRO = str(BIN / "kedro")
-DASK = str(BIN / "dask")
-START_TIMEOUT_S = 60
 
 # SMALL_RUN on a shorter window: 33 sessions per instrument, two epochs of a tiny LSTM.
 TEST_RUN = merge(SMALL_RUN, {"ingestion": {"start_date": "2024-02-12"}})
@@ -65,68 +59,6 @@ def kedro_run(project: Path, *arguments: str, **env: str) -> subprocess.Complete
         timeout=300,
         check=False,
     )
-
-
-class LoopbackCluster:
-    """`dask scheduler` and single-threaded `dask worker`s on 127.0.0.1, stopped by `close`."""
-
-    def __init__(self, folder: Path, workers: int = 2) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.scheduler_file = folder / "scheduler.json"
-        self._processes: list[subprocess.Popen] = []
-        self._log = open(folder / "cluster.log", "w")  # noqa: SIM115 - closed in close()
-        self._start(
-            DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-            "--scheduler-file", str(self.scheduler_file),
-        )  # fmt: skip
-        for _ in range(workers):
-            self.add_worker()
-        self.wait_for_workers(workers)
-
-    def _start(self, *command: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=environment(),
-            start_new_session=True,
-        )  # fmt: skip
-        self._processes.append(process)
-        return process
-
-    def add_worker(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.scheduler_file.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError("dask scheduler wrote no scheduler file")
-            time.sleep(0.1)
-        # No nanny: a killed worker stays dead, as when its machine is lost.
-        self._start(
-            DASK, "worker", "--scheduler-file", str(self.scheduler_file), "--nthreads", "1",
-            "--no-nanny", "--no-dashboard", "--host", "127.0.0.1",
-        )  # fmt: skip
-
-    @property
-    def address(self) -> str:
-        return json.loads(self.scheduler_file.read_text())["address"]
-
-    def client(self) -> Any:
-        from distributed import Client
-
-        return Client(self.address, timeout=START_TIMEOUT_S)
-
-    def wait_for_workers(self, count: int) -> None:
-        with self.client() as client:
-            client.wait_for_workers(count, timeout=START_TIMEOUT_S)
-
-    def close(self) -> None:
-        for process in reversed(self._processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self._processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        self._log.close()
 
 
 def run_files(data: Path) -> dict[str, bytes]:
