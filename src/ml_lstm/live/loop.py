@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionWindow
@@ -40,6 +41,9 @@ class LiveStats:
     feature_rows: list[pd.Series] = field(default_factory=list)
     # Real milliseconds from a bar's completion reaching us to its log row being written.
     latencies_ms: list[float] = field(default_factory=list)
+    # Per prediction, ms spent: storing minutes and the session's bars (until_features),
+    # add_features, predict_next_close, the log append.
+    stages_ms: list[dict[str, float]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     # Each session's raw file as streamed, before the closing catch-up added its last
     # minute(s) from the historical answer.
@@ -208,6 +212,11 @@ class InstrumentLoop:
             self.parameters["modelling"],
             self.data_processing,
         )
+        # The first predict_on_batch traces the model's graph (~0.3 s): done now, not at
+        # the first bar.
+        manifest = self.model["manifest"]
+        warm = np.zeros((1, manifest["lookback"], len(manifest["features"])), dtype="float32")
+        self.model["model"].predict_on_batch(warm)
         if self.settings.chart:
             self.test_range = forecast_test_range(
                 self.model, features, self.parameters["modelling"]
@@ -312,15 +321,27 @@ class InstrumentLoop:
             )
             return
         logger.info("%s: bar %s completed", self.symbol, bar_start)
+        stages = [time.perf_counter()]
         features, _ = features_with(self._history, today, self.instrument, self.data_processing)
+        stages.append(time.perf_counter())
         run_info = {"run_id": self.run_id, "started_at": bar_end.isoformat()}
         row = predict_row(
             self.model, features, self.instrument, self.parameters["inference"], run_info
         )
+        stages.append(time.perf_counter())
         row["source"] = "live"
         row["latency_ms"] = round((time.perf_counter() - completed_at) * 1000, 3)
         self.store.append_prediction(row)
-        self.stats.latencies_ms.append((time.perf_counter() - completed_at) * 1000)
+        stages.append(time.perf_counter())
+        self.stats.latencies_ms.append((stages[-1] - completed_at) * 1000)
+        self.stats.stages_ms.append(
+            {
+                "until_features": (stages[0] - completed_at) * 1000,
+                "features": (stages[1] - stages[0]) * 1000,
+                "predict": (stages[2] - stages[1]) * 1000,
+                "append": (stages[3] - stages[2]) * 1000,
+            }
+        )
         self.stats.predictions.append(row.iloc[0].to_dict())
         self.stats.feature_rows.append(features.iloc[-1])
         if self.settings.chart and self.test_range is not None:

@@ -10,7 +10,10 @@ prediction is inference's `predict_next_close`. Nothing here re-implements a ste
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -31,6 +34,20 @@ from ml_lstm.pipelines.inference.nodes import predict_next_close
 from ml_lstm.pipelines.ingestion.nodes import RAW_COLUMNS, to_raw_format
 
 MINUTE = pd.Timedelta(minutes=1)
+# data_processing's nodes log a few INFO lines per call (rows read, filled, warm-up): at
+# every bar of a live session that is noise, and each line costs milliseconds of latency.
+NODE_LOGGER = logging.getLogger("ml_lstm.pipelines.data_processing.nodes")
+
+
+@contextlib.contextmanager
+def quiet_nodes() -> Iterator[None]:
+    """data_processing's nodes log only warnings and errors inside this block."""
+    level = NODE_LOGGER.level
+    NODE_LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        NODE_LOGGER.setLevel(level)
 
 
 def raw_text(raw: pd.DataFrame) -> str:
@@ -107,7 +124,8 @@ class StreamedSession:
         if self.raw.empty:
             return pd.DataFrame()
         table = read_raw(raw_text(self.raw), self.file_name)
-        return session_bars(table, self.instrument, data_processing, now)
+        with quiet_nodes():
+            return session_bars(table, self.instrument, data_processing, now)
 
 
 def features_with(
@@ -115,7 +133,8 @@ def features_with(
 ) -> tuple[pd.DataFrame, dict]:
     """add_features over the earlier sessions' bars and today's."""
     bars = pd.concat([history, today], ignore_index=True) if len(today) else history
-    return add_features(bars, instrument, data_processing)
+    with quiet_nodes():
+        return add_features(bars, instrument, data_processing)
 
 
 def predict_row(

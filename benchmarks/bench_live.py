@@ -1,0 +1,185 @@
+"""Live: latency from a bar's completion to its prediction row being written, and the
+loop's CPU share while idle.
+
+- Latency: `kedro live`'s loop (in this process, against the TWS simulator over a real
+  socket) streams one replayed session of a model trained on 15-minute bars (26 bars a
+  session); for each bar, the real time from the message that completed it reaching the
+  client to the prediction row written (minutes stored, data_processing's nodes on the
+  session, add_features on the history plus the session, predict_next_close, the append).
+  p50 / p95 / max, next to the floor: add_features on only the tail of bars the model
+  needs (warm-up + lookback) plus one `predict_on_batch`, in the same process, median.
+- Idle CPU: `kedro live` as its own process against the simulator as its own process, at
+  real speed, mid-session (updates every 5 s, a bar each minute) and outside sessions
+  (asleep until the next open); CPU seconds used over wall seconds, from /proc.
+
+Runs on a throw-away copy of the project trained here, never on the repository's data/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = {
+    "ingestion": {"start_date": "2024-01-02", "end_date": "2024-06-28"},
+    "data_processing": {"frequency": "15min"},
+    "modelling": {"training": {"epochs": 3}},
+}
+LIVE = {
+    "ingestion": {"start_date": "2024-01-02"},
+    "data_processing": {"frequency": "15min"},
+    "live": {
+        "until": "2024-07-01T20:05:00Z",
+        "simulator": {"start": "2024-07-01T13:20:00Z", "speed": 600},
+    },
+}
+IDLE_SECONDS = 20.0
+ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def make_project(target: Path) -> Path:
+    shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
+    (target / "conf" / "local").mkdir()
+    untracked = target / "conf" / "no_tracking" / "mlflow.yml"
+    if untracked.is_file():  # run tracking is not what is measured
+        shutil.copy2(untracked, target / "conf" / "local" / "mlflow.yml")
+    (target / "src").mkdir()
+    for layer in (ROOT / "data").iterdir():
+        if layer.is_dir():
+            (target / "data" / layer.name).mkdir(parents=True)
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(target)
+    with KedroSession.create(project_path=target, runtime_params=TRAINING) as session:
+        session.run()
+    return target
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def floor_ms(loop, repeat: int = 30) -> float:
+    """Median ms of add_features on the tail the model needs plus one predict_on_batch."""
+    import pandas as pd
+
+    from ml_lstm.forecasting.forecast import predict_next
+    from ml_lstm.pipelines.data_processing.nodes import add_features
+
+    instrument, settings = loop.instrument, loop.data_processing
+    bars = pd.concat([loop._history, loop._session.hourly(settings, loop._session.window.close)])
+    _, feature_list = add_features(bars, instrument, settings)
+    lookback = loop.model["manifest"]["lookback"]
+    tail = bars.iloc[-(feature_list["warm_up_rows_per_stretch"] + lookback) :]
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        features, _ = add_features(tail, instrument, settings)
+        predict_next(loop.model["model"], features.iloc[-lookback:], loop.model["scaler"])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def latency(project: Path) -> dict:
+    from ml_lstm.live.runner import run_live
+
+    (loop,) = run_live(project, params=LIVE)
+    latencies = loop.stats.latencies_ms
+    floor = floor_ms(loop)
+    stages = {
+        name: round(statistics.median(stage[name] for stage in loop.stats.stages_ms), 1)
+        for name in loop.stats.stages_ms[0]
+    }
+    row = {
+        "benchmark": "kedro live: bar completion -> prediction row written",
+        "bars": len(latencies),
+        "p50_ms": round(percentile(latencies, 0.5), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "max_ms": round(max(latencies), 1),
+        "floor_ms": round(floor, 1),
+        "p95_over_floor": round(percentile(latencies, 0.95) / floor, 2),
+        "median_stages_ms": stages,
+    }
+    print(
+        f"{row['benchmark']}: {row['bars']} bars, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} "
+        f"ms, max {row['max_ms']} ms; floor (features tail + one predict_on_batch) "
+        f"{row['floor_ms']} ms -> p95 / floor {row['p95_over_floor']}; median stages (ms) "
+        f"{stages}",
+        flush=True,
+    )
+    return row
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_share(project: Path, start: str, wait_for: str) -> float:
+    """CPU share of a `kedro live` process against a separate simulator at real speed."""
+    from ml_lstm.tws_simulator import SimulatorProcess
+
+    with SimulatorProcess(["--start", start, "--speed", "1"], cwd=project) as simulator:
+        kedro = Path(sys.executable).with_name("kedro")
+        process = subprocess.Popen(
+            [str(kedro), "live", "--params", "ingestion.source=ib,data_processing.frequency=15min"],
+            cwd=project,
+            env={
+                **ENV,
+                "IB_HOST": "127.0.0.1",
+                "IB_PORT": str(simulator.port),
+                "IB_CLIENT_ID": "5",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and wait_for not in (
+            process.stdout.readline() or wait_for
+        ):
+            pass
+        # Past the catch-up and the first writes: from here the loop only waits.
+        time.sleep(3)
+        used, began = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(IDLE_SECONDS)
+        share = (cpu_seconds(process.pid) - used) / (time.monotonic() - began)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    return share
+
+
+def main() -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench_live_") as folder:
+        project = make_project(Path(folder))
+        rows = [latency(project)]
+        between_bars = idle_share(project, "2024-07-02T15:00:00Z", "minute(s) up")
+        asleep = idle_share(project, "2024-07-02T21:00:00Z", "sleeping until")
+    row = {
+        "benchmark": "kedro live: CPU share of one core while idle",
+        "between_bars_percent": round(100 * between_bars, 2),
+        "asleep_outside_sessions_percent": round(100 * asleep, 2),
+    }
+    print(
+        f"{row['benchmark']}: {row['between_bars_percent']}% between bars (real speed, "
+        f"updates every 5 s), {row['asleep_outside_sessions_percent']}% asleep outside sessions",
+        flush=True,
+    )
+    return [*rows, row]
+
+
+if __name__ == "__main__":
+    for result in main():
+        print(result)
+    sys.exit(0)
