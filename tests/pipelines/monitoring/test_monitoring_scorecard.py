@@ -150,7 +150,7 @@ def test_repeats_count_once_and_the_verdict_is_logged(caplog):
         f"{window['diebold_mariano_vs_persistence']['p_value']:.3g}" in caplog.text
     )
     beats = "BEAT" if served["beats_persistence"] else "do NOT beat"
-    assert f"Served model v2: {beats} persistence" in caplog.text and "on its 15." in caplog.text
+    assert f"Served model v2, on its 15 scored: {beats} persistence" in caplog.text
 
 
 def test_no_scored_prediction_yet_says_so():

@@ -40,10 +40,10 @@ def score_predictions(
     scored = scoring.score_log(
         predictions, hourly_bars, horizons, instrument, data_processing["frequency"]
     )
-    counts = scored["status"].value_counts()
+    counts = scored.loc[~scored["duplicate"], "status"].value_counts()
     logger.info(
         "%s: %d logged predictions: %d scored, %d pending, %d without their bar (data gap), "
-        "%d repeats.",
+        "and %d repeats of earlier ones.",
         instrument["symbol"],
         len(scored),
         counts.get(scoring.SCORED, 0),

@@ -146,9 +146,12 @@ def verdict(card: dict[str, Any], symbol: str) -> str:
             "until their target bars are in."
         )
     return (
-        f"{symbol} live: the last {window['rows']} scored predictions "
-        f"{_beats(window)}. Served model {served}: "
-        + (f"{_beats(own)} on its {own['rows']}." if own["rows"] else "none scored yet.")
+        f"{symbol} live: the last {window['rows']} scored predictions {_beats(window)}. "
+        + (
+            f"Served model {served}, on its {own['rows']} scored: {_beats(own)}."
+            if own["rows"]
+            else f"Served model {served}: none scored yet."
+        )
         + f" {pending} pending."
     )
 
