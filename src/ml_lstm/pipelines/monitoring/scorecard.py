@@ -158,7 +158,12 @@ def verdict(card: dict[str, Any], symbol: str) -> str:
 
 def _beats(live: dict[str, Any]) -> str:
     test = live["diebold_mariano_vs_persistence"]
-    p = f"Diebold-Mariano p = {test['p_value']:.3g}" if test else "too few rows for a test"
+    p = (
+        f"Diebold-Mariano p = {test['p_value']:.3g}, "
+        f"{'significant' if test['p_value'] < 0.05 else 'NOT significant'} at 5%"
+        if test
+        else "too few rows for a test"
+    )
     accuracy = live["directional_accuracy"]
     direction = "-" if accuracy is None else f"{accuracy:.3f}"
     return (
