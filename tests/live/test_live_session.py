@@ -39,6 +39,7 @@ def streamed(trained, tmp_path_factory):
     """One live run from 12:00 (before the open) to after the close, at 2000x."""
     project = copy_trained(trained, tmp_path_factory.mktemp("live") / "project")
     parameters = live_parameters(
+        chart=True,
         until="2024-06-03T20:10:00Z",
         simulator={"start": "2024-06-03T12:00:00Z", "speed": 2000, "faults": FAULTS},
     )
@@ -150,3 +151,12 @@ def test_one_prediction_per_completed_bar_equal_to_the_batch(streamed):
         )
         assert abs(batch["predicted_close"].iloc[0] - row["predicted_close"]) <= 1e-6
         assert batch["target_bar_time"].iloc[0] == row["target_bar_time"]
+
+
+def test_the_latest_prediction_chart_shows_the_last_live_prediction(streamed, trained):
+    project, loop = streamed
+    chart = "data/08_reporting/nvda/latest_prediction.json"
+    drawn = json.loads((project / chart).read_text())
+    last = loop.stats.predictions[-1]
+    assert (project / chart).read_bytes() != (trained / chart).read_bytes()
+    assert str(last["predicted_close"]) in json.dumps(drawn)

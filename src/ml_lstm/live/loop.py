@@ -83,6 +83,8 @@ class InstrumentLoop:
         self._complete_until = pd.Timestamp(0, tz="UTC")
         self._history = pd.DataFrame()
         self._history_before: str | None = None
+        self._chart: asyncio.Future | None = None
+        self._chart_features: pd.DataFrame | None = None
 
     @property
     def stopper_reason(self) -> str | None:
@@ -106,6 +108,9 @@ class InstrumentLoop:
                     await self._recover(str(fault))
         finally:
             self.feed.disconnect()
+            if self._chart is not None:
+                # A chart being drawn is finished, never left half-written.
+                await self._chart
         logger.info("%s: live loop ended (%s)", self.symbol, self.stopper.reason or "until")
 
     async def _step(self) -> bool:
@@ -345,6 +350,15 @@ class InstrumentLoop:
         self.stats.predictions.append(row.iloc[0].to_dict())
         self.stats.feature_rows.append(features.iloc[-1])
         if self.settings.chart and self.test_range is not None:
+            self._chart_features = features
+            if self._chart is None or self._chart.done():
+                self._chart = asyncio.ensure_future(self._refresh_chart())
+
+    async def _refresh_chart(self) -> None:
+        """Redraws the latest-prediction chart off the bar's path (in a thread), once more
+        if a newer prediction came meanwhile."""
+        while self._chart_features is not None:
+            features, self._chart_features = self._chart_features, None
             await asyncio.to_thread(
                 self.store.refresh_chart, features, self.test_range, self.run_id
             )

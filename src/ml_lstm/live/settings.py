@@ -28,7 +28,7 @@ class LiveSettings:
     dry_run: bool = False
     until: pd.Timestamp | None = None
     # Real seconds without an update, inside a session, before the feed counts as stalled.
-    stall_after_s: float = 30.0
+    stall_after_s: float = 90.0
     # Real seconds between two questions of TWS's time (it tells when the last bar of a
     # session, after which no new bar comes, has ended).
     clock_poll_s: float = 1.0
