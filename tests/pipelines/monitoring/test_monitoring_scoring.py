@@ -53,6 +53,7 @@ def hand_log() -> pd.DataFrame:
                 108.0,
                 108.0,
                 source="live",
+                latency_ms=41.5,
             ),
             log_row("2024-03-21T15:30:00+00:00", "2024-03-21T16:30:00+00:00", 109.5, 109.0),
             # The next session's first bar is not in yet.
@@ -91,6 +92,8 @@ def test_each_row_is_scored_against_its_target_bar_by_hand():
     # No source column in most rows: batch; the live row stays live.
     assert scored["source"].tolist() == ["batch", "batch", "batch", "live", "batch", "batch"]
     assert scored["log_row"].tolist() == list(range(6))
+    # The live loop's latency travels along; batch rows have none.
+    assert scored["latency_ms"].iloc[3] == 41.5 and scored["latency_ms"].drop(index=3).isna().all()
 
 
 def test_a_log_without_a_source_column_is_batch_and_is_not_changed():
