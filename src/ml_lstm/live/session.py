@@ -106,10 +106,12 @@ class StreamedSession:
         proves complete, in the raw layout. The last bar may still be forming, whatever the
         clock says (a stalled TWS answers currentTime without sending its final update):
         it is stored once a later bar comes, or by the closing backfill."""
-        frame = bars_to_frame(bars[:-1], self.window, what, self.instrument["symbol"])
         last = self.last_minute
-        if last is not None:
-            frame = frame[frame["timestamp"] > last]
+        first = len(bars) - 1
+        # Bars are in time order: only the newest few are new (the list grows all day).
+        while first > 0 and (last is None or utc(bars[first - 1].date) > last):
+            first -= 1
+        frame = bars_to_frame(bars[first:-1], self.window, what, self.instrument["symbol"])
         return to_raw_format(frame)
 
     def add(self, minutes: pd.DataFrame) -> None:
