@@ -134,7 +134,7 @@ class DaskRunner(AbstractRunner):
         reports, errors = submit.wait_all(self._logger)
         if errors or failure:
             _remove_lost_temporaries(errors)
-            raise _combined(failure, errors)
+            raise _combined(failure, errors, list(pending))
         return reports
 
 
@@ -276,9 +276,13 @@ def _explained(error: BaseException, instrument: str, run_id: str, client: Any) 
     return explained
 
 
-def _combined(failure: BaseException | None, errors: dict[str, BaseException]) -> BaseException:
+def _combined(
+    failure: BaseException | None, errors: dict[str, BaseException], not_started: list[str]
+) -> BaseException:
     messages = ([str(failure)] if failure else []) + [str(error) for error in errors.values()]
-    names = sorted(errors)
+    if not_started:
+        messages.append(f"Not started after that: {', '.join(not_started)}.")
+    names = sorted(errors) + not_started
     rerun = (
         f" Re-run them with `kedro run --runner ml_lstm.runners.DaskRunner --namespaces "
         f"{','.join(names)}`."

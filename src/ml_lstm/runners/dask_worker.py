@@ -40,7 +40,7 @@ def run_instrument(
     hook_manager = _prepare_worker(package_name, threads.get(worker.address))
     key = [METADATA_ROOT, run_id, instrument]
     _refuse_second_attempt(instrument, client.get_metadata(key, default=None))
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     for node in nodes:
         client.set_metadata(key, {"node": node.name, "worker": worker.address, "pid": os.getpid()})
         try:
@@ -64,6 +64,8 @@ def run_instrument(
         "start": started,
         "end": time.time(),
         "seconds": time.time() - started,
+        # CPU of this worker process while the task ran (its event loop included).
+        "cpu_seconds": time.process_time() - cpu_started,
         "peak_rss_bytes": peak_rss_bytes(),
     }
     worker.log_event(EVENTS_TOPIC, report)
