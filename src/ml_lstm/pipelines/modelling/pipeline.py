@@ -66,6 +66,10 @@ def _evaluate_register_promote(table: str) -> list[Node]:
                 "metrics",
                 "params:modelling",
                 "run_info",
+                # Read so that the champion is recorded only once its manifest is stored:
+                # under ParallelRunner inference could otherwise load a champion whose
+                # manifest.json is not written yet.
+                "model_manifest",
             ],
             outputs=["promotion", "champion_record"],
             name="decide_promotion",

@@ -85,8 +85,12 @@ def decide_promotion(
     metrics: dict,
     modelling: dict,
     run_info: dict,
+    model_manifest: dict | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Promotes this run's model if it beats the champion on the same test rows.
+
+    `model_manifest` is not read: taking it orders this node after the manifest is saved,
+    so a champion record never names a version without its manifest.
 
     `modelling.promotion`: auto (the rule), force (always promote), skip (never). Returns
     the decision (a report) and the champion record after it ({}: still no champion).
