@@ -2,11 +2,13 @@
 
 kedro-mlflow's own hook is disabled in settings.py (it would start MLflow on every run);
 `TrackingHook` reads `mlflow.yml`, and only when its `enabled` key is true hands the rest
-of the file to kedro-mlflow's hook, which starts one MLflow run per `kedro run` and logs
-the node parameters. With tracking off nothing of MLflow is imported, set up or written.
+of the file to kedro-mlflow's hook, which sets MLflow up (tracking URI, experiment) and
+starts and ends one MLflow run per `kedro run`. With tracking off nothing of MLflow is set up
+or written (kedro-mlflow's plugin module is still imported when Kedro loads its entry
+points).
 
-On top of kedro-mlflow's parameters, this hook logs from the nodes' outputs (nothing in a
-node knows about MLflow):
+This hook logs the nodes' parameters (flattened, each once, in one batch per node) and,
+from the nodes' outputs (nothing in a node knows about MLflow):
 
 - `<instrument>.metrics`: the test-split metrics of the LSTM and every baseline, as MLflow
   metrics `<instrument>.<model>.<metric>`;
@@ -29,7 +31,10 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import shutil
 import tempfile
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +88,36 @@ def _flat_metrics(metrics: dict, prefix: str) -> dict[str, float]:
     return flat
 
 
+class _Worker:
+    """One thread that runs the MLflow calls of a run, in order, off the pipeline's path.
+
+    MLflow's fluent API keeps the active run per thread: the run starts, is logged to and
+    ends in this thread. Setting up the store (~1.5 s in a fresh process) and the logging
+    overlap with the nodes instead of adding to the run's wall time. A failed call is
+    logged as a warning and the rest still run; `close` waits for all of them.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="mlflow-tracking", daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Any, *args: Any) -> None:
+        self._calls.put((call, args))
+
+    def close(self) -> None:
+        self._calls.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (item := self._calls.get()) is not None:
+            call, args = item
+            try:
+                call(*args)
+            except Exception as error:  # tracking must never lose the run's own outputs
+                logger.warning("MLflow tracking: %s failed: %s", call.__name__, error)
+
+
 class TrackingHook:
     """kedro-mlflow's hook, where tracking is on, plus the project's own logging."""
 
@@ -90,37 +125,18 @@ class TrackingHook:
         self._mlflow_hook: Any = None
         self._context: Any = None
         self._conf: dict = {}
+        self._worker: _Worker | None = None
         self._started: datetime | None = None
         self._models: dict[str, str] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return self._mlflow_hook is not None
+        self._charts: dict[str, Any] = {}
+        self._logged_params: set[str] = set()
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._mlflow_hook, self._context = None, None
+        self._context = None
         enabled, conf = tracking_settings(context)
-        if not enabled:
-            return
-        self._context, self._conf = context, absolute_uris(conf, Path(context.project_path))
-        # MLflow is set up here only when its store exists (`kedro mlflow ui` reads it);
-        # otherwise at the first tracked run, so that runs of untracked pipelines never
-        # create it (creating the SQLite schema takes seconds).
-        if Path(self._conf["server"]["mlflow_tracking_uri"].removeprefix(SQLITE_PREFIX)).is_file():
-            self._set_up()
-
-    def _set_up(self) -> None:
-        from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
-
-        uri = self._conf["server"]["mlflow_tracking_uri"]
-        if uri.startswith(SQLITE_PREFIX):
-            Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
-
-        # kedro-mlflow reads config_loader["mlflow"]: it gets the file without our key.
-        self._context.config_loader["mlflow"] = self._conf
-        self._mlflow_hook = MlflowHook()
-        self._mlflow_hook.after_context_created(self._context)
+        if enabled:
+            self._context, self._conf = context, absolute_uris(conf, Path(context.project_path))
 
     def _tracks(self, run_params: dict) -> bool:
         names = run_params.get("pipeline_names") or ["__default__"]
@@ -129,61 +145,115 @@ class TrackingHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
+        # Untracked pipelines (ingestion, data processing) never set MLflow up: no store.
         if self._context is None or not self._tracks(run_params):
-            self._mlflow_hook = None
             return
-        if not self.enabled:
-            self._set_up()
         # Optuna stamps trials in local time: so does this, to pick this run's trials.
         self._started = datetime.now()
-        self._models = {}
-        self._mlflow_hook.before_pipeline_run(run_params, pipeline, catalog)
-        import mlflow
+        self._models, self._charts, self._logged_params = {}, {}, set()
+        run_info = catalog.load("run_info") if "run_info" in catalog else {}
+        self._worker = _Worker()
+        self._worker.submit(self._begin, run_params, pipeline, catalog, run_info)
 
-        if "run_info" in catalog and self._mlflow_hook.run_id is not None:
-            run_info = catalog.load("run_info")
-            mlflow.set_tags(
-                {"git_commit": run_info.get("git_commit"), "ml_lstm_run_id": run_info["run_id"]}
-            )
+    def _begin(self, run_params: dict, pipeline: Any, catalog: Any, run_info: dict) -> None:
+        import mlflow
+        from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+
+        uri = self._conf["server"]["mlflow_tracking_uri"]
+        if uri.startswith(SQLITE_PREFIX):
+            Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+        # kedro-mlflow reads config_loader["mlflow"]: it gets the file without our key.
+        self._context.config_loader["mlflow"] = self._conf
+        self._mlflow_hook = MlflowHook()
+        self._mlflow_hook.after_context_created(self._context)
+        self._mlflow_hook.before_pipeline_run(run_params, pipeline, catalog)
+        mlflow.set_tags(
+            {"git_commit": run_info.get("git_commit"), "ml_lstm_run_id": run_info.get("run_id")}
+        )
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict, is_async: bool) -> None:
-        if self.enabled:
-            self._mlflow_hook.before_node_run(node, catalog, inputs, is_async)
+        """Logs the node's parameters not logged yet, in one batch. (kedro-mlflow's own
+        before_node_run logs every parameter of every node one by one: one SQLite commit
+        each, about 4 s on a modelling run.)"""
+        if self._worker is None:
+            return
+        params = {
+            name[len("params:") :]: value
+            for name, value in inputs.items()
+            if name.startswith("params:")
+        }
+        if params:
+            self._worker.submit(self._log_params, params)
+
+    def _log_params(self, params: dict) -> None:
+        import mlflow
+        from kedro_mlflow.framework.hooks.utils import _flatten_dict
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+        hook = self._mlflow_hook
+        if hook.flatten:
+            params = _flatten_dict(params, recursive=hook.recursive, sep=hook.sep)
+        fresh = {
+            hook.sanitize_param_name(name): str(value)[:MAX_PARAM_VAL_LENGTH]
+            for name, value in params.items()
+            if name not in self._logged_params
+        }
+        if fresh:
+            mlflow.log_params(fresh)
+            self._logged_params.update(params)
 
     @hook_impl
     def after_node_run(self, node: Any, outputs: dict, inputs: dict) -> None:
-        if not self.enabled or self._mlflow_hook.run_id is None:
+        if self._worker is None:
             return
         for name, data in outputs.items():
             instrument, _, dataset = name.rpartition(".")
-            self._log_output(instrument or "project", dataset, data, inputs)
+            instrument = instrument or "project"
+            if dataset == "lstm_model":
+                # Saved here, while no other node uses the model; logged by the worker.
+                folder = Path(tempfile.mkdtemp(prefix="ml_lstm_mlflow_"))
+                data.save(folder / "lstm_model.keras")
+                self._worker.submit(self._log_model, instrument, folder)
+            elif _is_chart(data):
+                self._charts[name] = data
+            else:
+                self._worker.submit(self._log_output, instrument, dataset, data)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
-        if self.enabled:
-            self._mlflow_hook.after_pipeline_run(run_params, pipeline, catalog)
-            self._end_run()
-
-    def _end_run(self) -> None:
-        """Ends this run however often it was re-entered: kedro-mlflow restarts it before
-        every node and ends it once, which with MLflow 3 leaves it active in this thread
-        (the next session in the same process would then log into it)."""
-        import mlflow
-
-        run_id = self._mlflow_hook.run_id
-        while (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
-            mlflow.end_run()
+        if self._worker is not None:
+            for name, figure in self._charts.items():
+                self._worker.submit(_log_chart, name, figure, _saved_path(catalog, name))
+            self._worker.submit(self._finish, "after_pipeline_run", run_params, pipeline, catalog)
+            self._close()
 
     @hook_impl
     def on_pipeline_error(
         self, error: Exception, run_params: dict, pipeline: Any, catalog: Any
     ) -> None:
-        if self.enabled:
-            self._mlflow_hook.on_pipeline_error(error, run_params, pipeline, catalog)
-            self._end_run()
+        if self._worker is not None:
+            self._worker.submit(
+                self._finish, "on_pipeline_error", error, run_params, pipeline, catalog
+            )
+            self._close()
 
-    def _log_output(self, instrument: str, dataset: str, data: Any, inputs: dict) -> None:
+    def _finish(self, hook_name: str, *args: Any) -> None:
+        """kedro-mlflow's end of run, then the run ended however often it was re-entered
+        (with MLflow 3 kedro-mlflow leaves it active, and the next session in the same
+        process would log into it)."""
+        import mlflow
+
+        getattr(self._mlflow_hook, hook_name)(*args)
+        run_id = self._mlflow_hook.run_id
+        while (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
+            mlflow.end_run()
+
+    def _close(self) -> None:
+        worker, self._worker = self._worker, None
+        worker.close()
+
+    def _log_output(self, instrument: str, dataset: str, data: Any) -> None:
         import mlflow
 
         if dataset == "metrics" and isinstance(data, dict):
@@ -200,8 +270,6 @@ class TrackingHook:
                     f"{instrument}.model_version": data.get("version"),
                 }
             )
-        elif dataset == "lstm_model":
-            self._log_model(instrument, data)
         elif dataset == "promotion" and isinstance(data, dict):
             if data.get("promoted"):
                 self._mirror_champion(instrument, data["challenger"])
@@ -210,16 +278,14 @@ class TrackingHook:
         elif dataset == "tuning_summary":
             mlflow.log_dict(data, f"{instrument}/tuning.json")
             mlflow.log_metrics(_tuning_metrics(data, instrument))
-        else:
-            _log_chart(instrument, dataset, data)
 
-    def _log_model(self, instrument: str, model: Any) -> None:
+    def _log_model(self, instrument: str, folder: Path) -> None:
         import mlflow
 
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "lstm_model.keras"
-            model.save(path)
-            mlflow.log_artifact(str(path), artifact_path=f"{instrument}/model")
+        try:
+            mlflow.log_artifact(str(folder / "lstm_model.keras"), f"{instrument}/model")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         self._models[instrument] = f"{mlflow.get_artifact_uri()}/{instrument}/model"
 
     def _mirror_champion(self, instrument: str, version: str) -> None:
@@ -286,17 +352,39 @@ def _tuning_metrics(summary: dict, instrument: str) -> dict[str, float]:
     return metrics
 
 
-def _log_chart(instrument: str, dataset: str, data: Any) -> None:
-    """Logs matplotlib figures (PNG) and plotly figures (JSON); ignores anything else.
+def _is_chart(data: Any) -> bool:
+    """A matplotlib or plotly figure, or a dict of them (one dataset saving several PNGs)."""
+    values = list(data.values()) if isinstance(data, dict) and data else [data]
+    return all(type(value).__module__.startswith(("matplotlib", "plotly")) for value in values)
 
-    A dict of figures (one dataset saving several PNGs) logs each under its own name."""
+
+def _saved_path(catalog: Any, name: str) -> Path | None:
+    """Where the catalog saved a chart dataset (a file, or a folder of PNGs), if on disk."""
+    try:
+        filepath = getattr(catalog.get(name), "_filepath", None)
+    except Exception:
+        return None
+    path = Path(str(filepath)) if filepath else None
+    return path if path is not None and path.exists() else None
+
+
+def _log_chart(name: str, data: Any, saved: Path | None) -> None:
+    """Logs a chart under `<instrument>/charts/`: the file the catalog saved (a copy, no
+    rendering), else the figure itself (matplotlib as PNG, plotly as JSON)."""
     import mlflow
 
+    instrument, _, dataset = name.rpartition(".")
+    folder = f"{instrument or 'project'}/charts"
+    if saved is not None:
+        if saved.is_dir():
+            mlflow.log_artifacts(str(saved), f"{folder}/{dataset}")
+        else:
+            mlflow.log_artifact(str(saved), folder)
+        return
     figures = data if isinstance(data, dict) else {dataset: data}
-    for name, figure in figures.items():
-        module = type(figure).__module__
-        stem = str(name).removesuffix(".png")
-        if module.startswith("matplotlib"):
-            mlflow.log_figure(figure, f"{instrument}/charts/{stem}.png")
-        elif module.startswith("plotly"):
-            mlflow.log_text(figure.to_json(), f"{instrument}/charts/{stem}.json")
+    for key, figure in figures.items():
+        stem = str(key).removesuffix(".png")
+        if type(figure).__module__.startswith("matplotlib"):
+            mlflow.log_figure(figure, f"{folder}/{stem}.png")
+        else:
+            mlflow.log_text(figure.to_json(), f"{folder}/{stem}.json")
