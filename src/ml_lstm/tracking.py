@@ -136,7 +136,12 @@ class TrackingHook:
         self._context = None
         enabled, conf = tracking_settings(context)
         if enabled:
+            from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+
             self._context, self._conf = context, absolute_uris(conf, Path(context.project_path))
+            # What `kedro mlflow ui` reads (store URI, host, port); MLflow itself is set up
+            # at the first tracked run.
+            context.__setattr__("mlflow", KedroMlflowConfig.model_validate(self._conf))
 
     def _tracks(self, run_params: dict) -> bool:
         names = run_params.get("pipeline_names") or ["__default__"]
@@ -350,6 +355,11 @@ def _tuning_metrics(summary: dict, instrument: str) -> dict[str, float]:
     test = summary.get("test_split", {}).get("metrics", {})
     metrics.update(_flat_metrics(test, f"{instrument}.tuning.test"))
     return metrics
+
+
+def _import_store() -> None:
+    import mlflow.store.tracking.sqlalchemy_store
+    import mlflow.tracking.fluent  # noqa: F401
 
 
 def _is_chart(data: Any) -> bool:
