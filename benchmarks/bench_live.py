@@ -38,11 +38,11 @@ LIVE = {
     "ingestion": {"start_date": "2024-01-02"},
     "data_processing": {"frequency": "15min"},
     "live": {
-        # The chart is redrawn off the bar's path, in a thread; at 600x the next bar comes
-        # 1.5 s later, while it is still drawing, which real time (15 minutes) never does.
+        # The chart is redrawn off the bar's path, in a thread; at 200x the next bar comes
+        # 4.5 s later, maybe while it is still drawing, which real time (15 minutes) never does.
         "chart": False,
         "until": "2024-07-01T20:05:00Z",
-        "simulator": {"start": "2024-07-01T13:20:00Z", "speed": 600},
+        "simulator": {"start": "2024-07-01T13:20:00Z", "speed": 200},
     },
 }
 IDLE_SECONDS = 20.0
