@@ -56,9 +56,7 @@ def test_four_instruments_on_two_workers_equal_the_sequential_run(
     cluster, sequential_project, tmp_path
 ):
     project = project_with(tmp_path / "project", INSTRUMENTS)
-    # The sequential run's bars: ingestion still runs here (and finds them complete), the
-    # backfill's seconds are spent once.
-    shutil.copytree(sequential_project / "data/01_raw", project / "data/01_raw", dirs_exist_ok=True)
+    _copy_raw(sequential_project, project, INSTRUMENTS)
     started = time.time()
 
     result = kedro_run(project, *DASK_RUNNER, DASK_SCHEDULER_ADDRESS=cluster.address)
@@ -93,10 +91,13 @@ def test_four_instruments_on_two_workers_equal_the_sequential_run(
             pass
 
 
-def test_a_failing_node_is_named_with_its_instrument_and_worker(cluster, tmp_path):
+def test_a_failing_node_is_named_with_its_instrument_and_worker(
+    cluster, sequential_project, tmp_path
+):
     project = project_with(
         tmp_path / "project", ["aapl"], {"data_processing": {"max_rejected_share": -1.0}}
     )
+    _copy_raw(sequential_project, project, ["aapl"])
 
     result = kedro_run(project, *DASK_RUNNER, DASK_SCHEDULER_ADDRESS=cluster.address)
 
@@ -107,9 +108,10 @@ def test_a_failing_node_is_named_with_its_instrument_and_worker(cluster, tmp_pat
 
 
 def test_a_worker_killed_mid_run_fails_that_instrument_clearly_and_leaves_whole_files(
-    cluster, tmp_path
+    cluster, sequential_project, tmp_path
 ):
     project = project_with(tmp_path / "project", ["nvda", "aapl"])
+    _copy_raw(sequential_project, project, ["nvda", "aapl"])
     run = subprocess.Popen(
         [KEDRO, "run", *DASK_RUNNER],
         cwd=project,
@@ -133,6 +135,13 @@ def test_a_worker_killed_mid_run_fails_that_instrument_clearly_and_leaves_whole_
     survivor = ({"nvda", "aapl"} - {victim["instrument"]}).pop()
     assert (project / f"data/07_model_output/{survivor}/predictions.csv").is_file()
     _assert_whole_files(project / "data")
+
+
+def _copy_raw(source, target, instruments: list[str]) -> None:
+    # The sequential run's bars and ledger: ingestion still runs on the client (and finds
+    # them complete); the backfill's seconds are spent once per module.
+    for name in instruments:
+        shutil.copytree(source / f"data/01_raw/{name}", target / f"data/01_raw/{name}")
 
 
 def _kill_worker_during_modelling(cluster) -> dict:
