@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import shutil
 import tempfile
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -88,34 +86,26 @@ def _flat_metrics(metrics: dict, prefix: str) -> dict[str, float]:
     return flat
 
 
-class _Worker:
-    """One thread that runs the MLflow calls of a run, in order, off the pipeline's path.
+class _Calls:
+    """Runs a run's MLflow calls, in order, in the pipeline's thread.
 
-    MLflow's fluent API keeps the active run per thread: the run starts, is logged to and
-    ends in this thread. Setting up the store (~1.5 s in a fresh process) and the logging
-    overlap with the nodes instead of adding to the run's wall time. A failed call is
-    logged as a warning and the rest still run; `close` waits for all of them.
+    Not in a background thread: MLflow imports modules lazily while it logs, and another
+    thread can then see a module half imported (matplotlib read `IPython` that way and a
+    chart node failed). A failed call is logged as a warning, never a lost run.
     """
 
-    def __init__(self) -> None:
-        self._calls: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._serve, name="mlflow-tracking", daemon=True)
-        self._thread.start()
+    def __init__(self, hook: TrackingHook) -> None:
+        self._hook = hook
 
     def submit(self, call: Any, *args: Any) -> None:
-        self._calls.put((call, args))
+        try:
+            self._hook.rejoin_run()
+            call(*args)
+        except Exception as error:  # tracking must never lose the run's own outputs
+            logger.warning("MLflow tracking: %s failed: %s", call.__name__, error)
 
     def close(self) -> None:
-        self._calls.put(None)
-        self._thread.join()
-
-    def _serve(self) -> None:
-        while (item := self._calls.get()) is not None:
-            call, args = item
-            try:
-                call(*args)
-            except Exception as error:  # tracking must never lose the run's own outputs
-                logger.warning("MLflow tracking: %s failed: %s", call.__name__, error)
+        """Nothing is pending: every call has run."""
 
 
 class TrackingHook:
@@ -125,7 +115,7 @@ class TrackingHook:
         self._mlflow_hook: Any = None
         self._context: Any = None
         self._conf: dict = {}
-        self._worker: _Worker | None = None
+        self._calls: _Calls | None = None
         self._started: datetime | None = None
         self._models: dict[str, str] = {}
         self._charts: dict[str, Any] = {}
@@ -156,9 +146,10 @@ class TrackingHook:
         # Optuna stamps trials in local time: so does this, to pick this run's trials.
         self._started = datetime.now()
         self._models, self._charts, self._logged_params = {}, {}, set()
+        self._mlflow_hook = None  # the previous run's, if any: never rejoin it
         run_info = catalog.load("run_info") if "run_info" in catalog else {}
-        self._worker = _Worker()
-        self._worker.submit(self._begin, run_params, pipeline, catalog, run_info)
+        self._calls = _Calls(self)
+        self._calls.submit(self._begin, run_params, pipeline, catalog, run_info)
 
     def _begin(self, run_params: dict, pipeline: Any, catalog: Any, run_info: dict) -> None:
         import mlflow
@@ -181,7 +172,7 @@ class TrackingHook:
         """Logs the node's parameters not logged yet, in one batch. (kedro-mlflow's own
         before_node_run logs every parameter of every node one by one: one SQLite commit
         each, about 4 s on a modelling run.)"""
-        if self._worker is None:
+        if self._calls is None:
             return
         params = {
             name[len("params:") :]: value
@@ -189,7 +180,7 @@ class TrackingHook:
             if name.startswith("params:")
         }
         if params:
-            self._worker.submit(self._log_params, params)
+            self._calls.submit(self._log_params, params)
 
     def _log_params(self, params: dict) -> None:
         import mlflow
@@ -210,38 +201,48 @@ class TrackingHook:
 
     @hook_impl
     def after_node_run(self, node: Any, outputs: dict, inputs: dict) -> None:
-        if self._worker is None:
+        if self._calls is None:
             return
         for name, data in outputs.items():
             instrument, _, dataset = name.rpartition(".")
             instrument = instrument or "project"
             if dataset == "lstm_model":
-                # Saved here, while no other node uses the model; logged by the worker.
                 folder = Path(tempfile.mkdtemp(prefix="ml_lstm_mlflow_"))
                 data.save(folder / "lstm_model.keras")
-                self._worker.submit(self._log_model, instrument, folder)
+                self._calls.submit(self._log_model, instrument, folder)
             elif _is_chart(data):
                 self._charts[name] = data
             else:
-                self._worker.submit(self._log_output, instrument, dataset, data)
+                self._calls.submit(self._log_output, instrument, dataset, data)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
-        if self._worker is not None:
+        if self._calls is not None:
             for name, figure in self._charts.items():
-                self._worker.submit(_log_chart, name, figure, _saved_path(catalog, name))
-            self._worker.submit(self._finish, "after_pipeline_run", run_params, pipeline, catalog)
+                self._calls.submit(_log_chart, name, figure, _saved_path(catalog, name))
+            self._calls.submit(self._finish, "after_pipeline_run", run_params, pipeline, catalog)
             self._close()
 
     @hook_impl
     def on_pipeline_error(
         self, error: Exception, run_params: dict, pipeline: Any, catalog: Any
     ) -> None:
-        if self._worker is not None:
-            self._worker.submit(
+        if self._calls is not None:
+            self._calls.submit(
                 self._finish, "on_pipeline_error", error, run_params, pipeline, catalog
             )
             self._close()
+
+    def rejoin_run(self) -> None:
+        """Makes this run the active one in the calling thread (a runner's worker thread
+        has none of its own), once it has started."""
+        run_id = getattr(self._mlflow_hook, "run_id", None)
+        if run_id is None:
+            return
+        import mlflow
+
+        if mlflow.active_run() is None:
+            mlflow.start_run(run_id=run_id, nested=True)
 
     def _finish(self, hook_name: str, *args: Any) -> None:
         """kedro-mlflow's end of run, then the run ended however often it was re-entered
@@ -255,8 +256,9 @@ class TrackingHook:
             mlflow.end_run()
 
     def _close(self) -> None:
-        worker, self._worker = self._worker, None
-        worker.close()
+        calls, self._calls = self._calls, None
+        calls.close()
+        self._mlflow_hook = None
 
     def _log_output(self, instrument: str, dataset: str, data: Any) -> None:
         import mlflow
