@@ -82,7 +82,8 @@ def floor_ms(loop, repeat: int = 30) -> float:
     from ml_lstm.pipelines.data_processing.nodes import add_features
 
     instrument, settings = loop.instrument, loop.data_processing
-    bars = pd.concat([loop._history, loop._session.hourly(settings, loop._session.window.close)])
+    session = loop._session.hourly(settings, loop._session.window.close)
+    bars = pd.concat([loop.predictor.history, session], ignore_index=True)
     _, feature_list = add_features(bars, instrument, settings)
     lookback = loop.model["manifest"]["lookback"]
     tail = bars.iloc[-(feature_list["warm_up_rows_per_stretch"] + lookback) :]

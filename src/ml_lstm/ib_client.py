@@ -69,7 +69,10 @@ class HistoricalBarsClient:
         self._reconnect_lock = asyncio.Lock()
         self._reconnects = 0
         self._in_flight: dict[int, asyncio.Future] = {}
-        self._limiter = PacingLimiter(settings.pacing)
+        # The book `kedro live` shares between its catch-ups and its stream, if one is open.
+        self._limiter = PacingLimiter.for_server(
+            (connection.host, connection.port), settings.pacing
+        )
         self.head_timestamp: pd.Timestamp | None = None
 
     # -- public, synchronous -------------------------------------------------------------
@@ -298,8 +301,13 @@ class HistoricalBarsClient:
 
     async def _request(self, window: SessionWindow) -> pd.DataFrame:
         ib = self._ib
-        seconds = int((window.close - window.open).total_seconds())
-        end = window.close.strftime("%Y%m%d %H:%M:%S UTC")
+        # A session in progress is asked up to now's minute, not its close: the request then
+        # differs from an earlier one of the same session (IB's identical-request rule would
+        # hold a catch-up, e.g. kedro live's after a drop, for 15 s) and holds ended minutes.
+        until = self.now.floor("min")
+        until = until if window.open < until < window.close else window.close
+        seconds = int((until - window.open).total_seconds())
+        end = until.strftime("%Y%m%d %H:%M:%S UTC")
         duration = f"{seconds} S"
         request = (end, duration, self.what_to_show, self.use_rth)
         await self._limiter.acquire(request, (self.contract.conId, self.what_to_show))

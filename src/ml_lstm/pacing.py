@@ -13,10 +13,12 @@ less and "soft" for larger bars, which is why each rule can be switched off):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -56,6 +58,7 @@ class PacingBook:
     _identical: dict[Hashable, float] = field(default_factory=dict)
     _per_contract: dict[Hashable, deque[float]] = field(default_factory=dict)
     _all: deque[float] = field(default_factory=deque)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def wait_time(self, request: Hashable, contract: Hashable, margin_s: float = 0.0) -> float:
         """Seconds until `request` (on `contract`) may be sent without breaking a rule."""
@@ -96,12 +99,27 @@ class PacingBook:
                 return f"more than {rules.window_max} requests within {rules.window_s:g} s"
         return None
 
+    def reserve(self, request: Hashable, contract: Hashable, margin_s: float = 0.0) -> float:
+        """Records `request` as sent now and returns 0 if the rules allow it, else the seconds
+        to wait; atomic across threads (a shared book serves several event loops)."""
+        with self._guard:
+            delay = self.wait_time(request, contract, margin_s)
+            if delay <= 0:
+                self.record(request, contract)
+                return 0.0
+            return delay
+
     def record(self, request: Hashable, contract: Hashable) -> None:
         """Notes that `request` was sent now."""
         now = self.clock()
         self._identical[request] = now
         self._per_contract.setdefault(contract, deque()).append(now)
         self._all.append(now)
+
+    def requests_sent(self) -> list[Hashable]:
+        """Each distinct request recorded (the key of the identical-request rule)."""
+        with self._guard:
+            return list(self._identical)
 
     @staticmethod
     def _trim(times: deque[float] | None, window: float, now: float) -> deque[float] | None:
@@ -119,14 +137,35 @@ class PacingLimiter:
     # violation it still causes is answered with error 162 and retried).
     MARGIN_S = 0.05
 
-    def __init__(self, rules: PacingRules) -> None:
-        self._book = PacingBook(rules)
+    def __init__(self, rules: PacingRules, book: PacingBook | None = None) -> None:
+        self.book = book if book is not None else PacingBook(rules)
+
+    @classmethod
+    def for_server(cls, server: Hashable, rules: PacingRules) -> PacingLimiter:
+        """A limiter on the book `shared_pacing` holds for `server`, else on a book of its own."""
+        return cls(rules, _shared_books.get(server))
 
     async def acquire(self, request: Hashable, contract: Hashable) -> None:
         """Returns once `request` may be sent, and records it as sent."""
         while True:
-            delay = self._book.wait_time(request, contract, self.MARGIN_S)
+            delay = self.book.reserve(request, contract, self.MARGIN_S)
             if delay <= 0:
-                self._book.record(request, contract)
                 return
             await asyncio.sleep(delay)
+
+
+# Books shared by every client of this process that talks to one server (host, port):
+# IB counts a session's historical requests together, whichever client sent them.
+_shared_books: dict[Hashable, PacingBook] = {}
+
+
+@contextlib.contextmanager
+def shared_pacing(server: Hashable, rules: PacingRules) -> Iterator[PacingBook]:
+    """One pacing book for every limiter made with `PacingLimiter.for_server(server, ...)`
+    while the block runs (e.g. `kedro live`'s catch-up backfills and its stream)."""
+    book = _shared_books[server] = PacingBook(rules)
+    try:
+        yield book
+    finally:
+        if _shared_books.get(server) is book:
+            del _shared_books[server]

@@ -95,6 +95,17 @@ def test_the_session_streamed_through_faults_is_stored_as_a_backfill_stores_it(s
     }
     # Most minutes came through the stream, not through the catch-ups.
     assert loop.stats.minutes_written > 200
+    # The catch-ups connected to the simulator kedro live runs, and the ledger says so.
+    assert live_entry["source"] == entry["source"] == "simulator"
+
+
+def test_the_catch_ups_and_the_stream_count_their_requests_in_one_pacing_book(streamed):
+    _, loop = streamed
+    requests = loop.feed.pacing_book.requests_sent()
+    subscriptions = [request for request in requests if request[0] == "keepUpToDate"]
+    # The stream's subscriptions (one per fault) and the catch-ups' historical requests.
+    assert len(subscriptions) >= 4
+    assert len(requests) - len(subscriptions) >= 4
 
 
 def test_each_fault_was_met_and_recovered_from(streamed):

@@ -5,9 +5,9 @@ clock (bar times and TWS's `currentTime`, never this machine's).
 What goes wrong is reported, not hidden: a dropped socket, error 1100 (until 1101/1102
 says the connection is back), an error on the subscription, or no update for
 `stall_after_s` inside a session each set `fault`; the loop then reconnects with backoff,
-backfills and subscribes again. Requests go through the same pacing rules as ingestion's
-(`PacingLimiter`); the connection is always `readonly=True` and nothing here can send an
-order.
+backfills and subscribes again. Requests go through the same pacing book as the catch-up
+backfills' (`pacing.shared_pacing`); the connection is always `readonly=True` and nothing
+here can send an order.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ib_insync.wrapper import RequestError
 from ml_lstm.calendars import utc
 from ml_lstm.ib_connection import ConnectionSettings, RequestSettings, hide_connection_in_logs
 from ml_lstm.ib_data import build_contract, describe
-from ml_lstm.pacing import PacingLimiter
+from ml_lstm.pacing import PacingBook, PacingLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ class LiveFeed:
         self.connection = connection
         hide_connection_in_logs(connection)
         self.requests = requests
-        self._limiter = PacingLimiter(requests.pacing)
+        # The same book as the catch-up backfills' (`pacing.shared_pacing`, opened by the runner).
+        self._limiter = PacingLimiter.for_server(
+            (connection.host, connection.port), requests.pacing
+        )
         self._ib = IB()
         self._ib.RaiseRequestErrors = True
         self._ib.errorEvent += self._on_error
@@ -73,6 +76,10 @@ class LiveFeed:
         self._samples: list[tuple[pd.Timestamp, float]] = []
 
     # -- connection --------------------------------------------------------------------
+
+    @property
+    def pacing_book(self) -> PacingBook:
+        return self._limiter.book
 
     @property
     def connected(self) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,9 +18,12 @@ from ml_lstm.backfill import SessionWindow
 from ml_lstm.calendars import instrument_sessions, utc
 from ml_lstm.pipelines.inference.nodes import check_served_model, forecast_test_range
 
+from .bar_path import BarPredictor, Prediction
 from .feed import FeedFault, LiveFeed
-from .session import StreamedSession, features_with, predict_row, raw_text, session_bars
+from .logs import held_logs
+from .session import StreamedSession, features_with, raw_text, session_bars
 from .settings import LiveSettings
+from .stats import LiveStats
 from .stopping import Stopper
 from .store import LiveStore
 
@@ -29,26 +31,6 @@ logger = logging.getLogger(__name__)
 
 # "Now" for checking the model against the stored bars: every stored minute counts.
 FAR = pd.Timestamp("2200-01-01", tz="UTC")
-
-
-@dataclass
-class LiveStats:
-    """What the loop did (tests and the benchmark read it)."""
-
-    minutes_written: int = 0
-    predictions: list[dict] = field(default_factory=list)
-    # Feature row each prediction was made from (the bar just completed).
-    feature_rows: list[pd.Series] = field(default_factory=list)
-    # Real milliseconds from a bar's completion reaching us to its log row being written.
-    latencies_ms: list[float] = field(default_factory=list)
-    # Per prediction, ms spent: storing minutes and the session's bars (until_features),
-    # add_features, predict_next_close, the log append.
-    stages_ms: list[dict[str, float]] = field(default_factory=list)
-    faults: list[str] = field(default_factory=list)
-    # Each session's raw file as streamed, before the closing catch-up added its last
-    # minute(s) from the historical answer.
-    streamed_sessions: dict[str, str] = field(default_factory=dict)
-    sleeps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
 
 
 class InstrumentLoop:
@@ -81,8 +63,8 @@ class InstrumentLoop:
         # Every minute before this is complete and stored (a later bar came, or the
         # catch-up's historical answer had it).
         self._complete_until = pd.Timestamp(0, tz="UTC")
-        self._history = pd.DataFrame()
         self._history_before: str | None = None
+        self.predictor: BarPredictor | None = None
         self._chart: asyncio.Future | None = None
         self._chart_features: pd.DataFrame | None = None
 
@@ -222,6 +204,7 @@ class InstrumentLoop:
         manifest = self.model["manifest"]
         warm = np.zeros((1, manifest["lookback"], len(manifest["features"])), dtype="float32")
         self.model["model"].predict_on_batch(warm)
+        self.predictor = BarPredictor(self.instrument, self.parameters, self.model, self.run_id)
         if self.settings.chart:
             self.test_range = forecast_test_range(
                 self.model, features, self.parameters["modelling"]
@@ -233,12 +216,12 @@ class InstrumentLoop:
             # Earlier sessions do not change while this one streams: read them once.
             bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, now)
             earlier = bars["session"].astype(str) < window.session
-            self._history = bars[earlier].reset_index(drop=True)
+            self.predictor.use_history(bars[earlier].reset_index(drop=True))
             self._history_before = window.session
         session = StreamedSession(window, self.instrument, self.frequency)
-        stored = self.store.stored_session(window.session)
-        if stored is not None and len(stored):
-            session.raw = stored
+        stored = self.store.stored_text(window.session)
+        if stored is not None and stored.count("\n") > 1:
+            session.adopt(stored)
         self._session = session
         if self.last_predicted is None:
             # Bars completed before the loop started are the batch's: predict from the next.
@@ -288,69 +271,90 @@ class InstrumentLoop:
         return bool(done)
 
     async def _process(self) -> None:
-        """Stores the minutes the stream has completed, then predicts at each bar whose
-        minutes are all stored."""
+        """Stores the minutes the stream has completed and predicts at each bar they complete.
+
+        Order: the session's new text goes to its atomic, locked write in a thread while the
+        bar's features and prediction are computed from that same text; the prediction row
+        is appended only once the write has ended. So a row never exists for minutes that
+        are not stored, and the write's fsync costs no latency. Log lines wait until the
+        rows are written (`held_logs`).
+        """
         session, feed = self._session, self.feed
         bars = feed.bars or []
-        minutes = session.completed_minutes(bars, feed.what_to_show)
-        if len(minutes):
-            session.add(minutes)
-            self.store.write_session(session.window.session, session.raw)
-            self.stats.minutes_written += len(minutes)
-            logger.info(
-                "%s %s: stored %d minute(s) up to %s (%d in the session)",
-                self.symbol,
-                session.window.session,
-                len(minutes),
-                minutes["timestamp"].iloc[-1],
-                len(session.raw),
-            )
-        if bars:
-            self._complete_until = max(self._complete_until, utc(bars[-1].date))
-        await self._predict_completed(feed.arrived_at)
+        with held_logs():
+            minutes = session.completed_minutes(bars, feed.what_to_show)
+            write = None
+            if len(minutes):
+                session.add(minutes)
+                # Submitted now (to_thread would start only at the next await).
+                write = asyncio.get_running_loop().run_in_executor(
+                    None, self.store.save_session, session.window.session, session.text
+                )
+                self.stats.minutes_written += len(minutes)
+                logger.info(
+                    "%s %s: stored %d minute(s) up to %s (%d in the session)",
+                    self.symbol,
+                    session.window.session,
+                    len(minutes),
+                    minutes["timestamp"].iloc[-1],
+                    len(session.raw),
+                )
+            if bars:
+                self._complete_until = max(self._complete_until, utc(bars[-1].date))
+            await self._predict_completed(feed.arrived_at, write)
 
-    async def _predict_completed(self, completed_at: float) -> None:
+    async def _predict_completed(
+        self, completed_at: float, write: asyncio.Future | None = None
+    ) -> None:
         for bar in self._session.bars_completed(self._complete_until).itertuples():
             if bar.bar_start > self.last_predicted:
-                await self._predict(bar.bar_start, bar.bar_end, completed_at)
+                prediction = self._predictor_at(bar.bar_start, bar.bar_end)
+                stored_at = time.perf_counter()
+                if write is not None:
+                    stored, write = await write, None
+                    stored_at = time.perf_counter()
+                    if stored != self._session.text:
+                        # Another writer's rows were kept: predict from what is stored.
+                        self._session.adopt(stored)
+                        prediction = self._predictor_at(bar.bar_start, bar.bar_end)
+                if prediction is not None:
+                    self._record(prediction, completed_at, stored_at)
                 self.last_predicted = bar.bar_start
+        if write is not None:
+            stored = await write
+            if stored != self._session.text:
+                self._session.adopt(stored)
 
-    async def _predict(
-        self, bar_start: pd.Timestamp, bar_end: pd.Timestamp, completed_at: float
-    ) -> None:
-        session = self._session
-        today = session.hourly(self.data_processing, bar_end)
-        if today.empty or utc(today["timestamp"].iloc[-1]) != bar_start:
+    def _predictor_at(self, bar_start: pd.Timestamp, bar_end: pd.Timestamp) -> Prediction | None:
+        prediction = self.predictor.predict(self._session, bar_start, bar_end)
+        if prediction is None:
             logger.info(
                 "%s: bar %s completed without a trade: no prediction", self.symbol, bar_start
             )
-            return
-        logger.info("%s: bar %s completed", self.symbol, bar_start)
-        stages = [time.perf_counter()]
-        features, _ = features_with(self._history, today, self.instrument, self.data_processing)
-        stages.append(time.perf_counter())
-        run_info = {"run_id": self.run_id, "started_at": bar_end.isoformat()}
-        row = predict_row(
-            self.model, features, self.instrument, self.parameters["inference"], run_info
-        )
-        stages.append(time.perf_counter())
-        row["source"] = "live"
+        else:
+            logger.info("%s: bar %s completed", self.symbol, bar_start)
+        return prediction
+
+    def _record(self, prediction: Prediction, completed_at: float, stored_at: float) -> None:
+        """Appends the row (its latency measured up to now) and keeps the loop's figures."""
+        row = prediction.row
         row["latency_ms"] = round((time.perf_counter() - completed_at) * 1000, 3)
         self.store.append_prediction(row)
-        stages.append(time.perf_counter())
-        self.stats.latencies_ms.append((stages[-1] - completed_at) * 1000)
+        appended = time.perf_counter()
+        self.stats.latencies_ms.append((appended - completed_at) * 1000)
         self.stats.stages_ms.append(
             {
-                "until_features": (stages[0] - completed_at) * 1000,
-                "features": (stages[1] - stages[0]) * 1000,
-                "predict": (stages[2] - stages[1]) * 1000,
-                "append": (stages[3] - stages[2]) * 1000,
+                "bars": (prediction.bars_done - completed_at) * 1000,
+                "features": (prediction.features_done - prediction.bars_done) * 1000,
+                "predict": (prediction.predicted - prediction.features_done) * 1000,
+                "store_wait": max(0.0, stored_at - prediction.predicted) * 1000,
+                "append": (appended - max(stored_at, prediction.predicted)) * 1000,
             }
         )
         self.stats.predictions.append(row.iloc[0].to_dict())
-        self.stats.feature_rows.append(features.iloc[-1])
+        self.stats.feature_rows.append(prediction.features.iloc[-1])
         if self.settings.chart and self.test_range is not None:
-            self._chart_features = features
+            self._chart_features = prediction.features
             if self._chart is None or self._chart.done():
                 self._chart = asyncio.ensure_future(self._refresh_chart())
 
@@ -373,17 +377,16 @@ class InstrumentLoop:
         streamed = raw_text(self._session.raw)
         self.stats.streamed_sessions[window.session] = streamed
         await self._catch_up(self.feed.now)
-        stored = self.store.stored_session(window.session)
+        stored = self.store.stored_text(window.session)
         if stored is not None:
-            final = raw_text(stored)
-            if not final.startswith(streamed):
+            if not stored.startswith(streamed):
                 logger.warning(
                     "%s %s: the session as streamed differs from TWS's historical bars; "
                     "the historical bars are kept",
                     self.symbol,
                     window.session,
                 )
-            self._session.raw = stored
+            self._session.adopt(stored)
         self._complete_until = window.close
         await self._predict_completed(completed_at)
         logger.info(

@@ -14,6 +14,7 @@ from kedro.framework.startup import bootstrap_project
 
 from ml_lstm.ib_connection import ConnectionSettings, RequestSettings
 from ml_lstm.instruments import enabled_instrument_names
+from ml_lstm.pacing import shared_pacing
 
 from .feed import LiveFeed
 from .loop import InstrumentLoop
@@ -64,7 +65,12 @@ def run_live(
         else:
             connection = ConnectionSettings.resolve(catalog.load(f"{names[0]}.ib_connection"))
         ready = simulator.simulator.clock.run if simulator is not None else None
-        return asyncio.run(_run(catalog, parameters, names, connection, settings, run_id, ready))
+        requests = RequestSettings.from_parameters(ingestion.get("requests", {}))
+        # The catch-up backfills and the stream count their requests in one book.
+        with shared_pacing((connection.host, connection.port), requests.pacing):
+            return asyncio.run(
+                _run(catalog, parameters, names, connection, settings, run_id, ready)
+            )
     finally:
         if simulator is not None:
             simulator.stop()
@@ -107,6 +113,7 @@ async def _run(
     stopper = Stopper(settings.kill_switch_file)
     stopper.install_signal_handlers()
     requests = RequestSettings.from_parameters(parameters["ingestion"].get("requests", {}))
+    simulated = parameters["ingestion"]["source"] == "simulator"
     loops = []
     for position, name in enumerate(names):
         instrument = parameters["instruments"][name]
@@ -117,7 +124,7 @@ async def _run(
         )
         use_rth = parameters["ingestion"].get("use_rth")
         feed = LiveFeed(instrument, feed_connection, requests, use_rth)
-        store = LiveStore(catalog, name, parameters, connection, settings.dry_run)
+        store = LiveStore(catalog, name, parameters, connection, settings.dry_run, simulated)
         loops.append(InstrumentLoop(instrument, parameters, feed, store, settings, stopper, run_id))
     for loop in loops:
         loop.prepare()

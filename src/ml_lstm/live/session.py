@@ -86,6 +86,9 @@ class StreamedSession:
     frequency: str
     # Stored minutes in the raw layout (timestamp as ISO text), in time order.
     raw: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAW_COLUMNS))
+    # `raw` as its file holds it: what is written and what the session's bars are read from,
+    # so a prediction is made from exactly the stored minutes.
+    text: str = ""
     # Bars of the model's frequency in this session: start and end (UTC).
     bars: pd.DataFrame = field(init=False)
 
@@ -116,6 +119,13 @@ class StreamedSession:
 
     def add(self, minutes: pd.DataFrame) -> None:
         self.raw = pd.concat([self.raw, minutes], ignore_index=True) if len(self.raw) else minutes
+        self.text = raw_text(self.raw)
+
+    def adopt(self, text: str) -> None:
+        """The session as its file holds it (written by the closing backfill, or by another
+        process in between)."""
+        self.raw = pd.read_csv(io.StringIO(text))
+        self.text = text
 
     def bars_completed(self, known_until: pd.Timestamp) -> pd.DataFrame:
         """This session's bars that have ended by `known_until`."""
@@ -125,7 +135,7 @@ class StreamedSession:
         """This session's bars finished by `now`, from its stored minutes."""
         if self.raw.empty:
             return pd.DataFrame()
-        table = read_raw(raw_text(self.raw), self.file_name)
+        table = read_raw(self.text, self.file_name)
         with quiet_nodes():
             return session_bars(table, self.instrument, data_processing, now)
 

@@ -15,12 +15,49 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
+from ml_lstm.atomic_files import locked, write_text_atomically
 from ml_lstm.ib_connection import ConnectionSettings
 from ml_lstm.pipeline_registry import for_instrument
 from ml_lstm.pipelines.inference.nodes import plot_latest_prediction
 from ml_lstm.pipelines.ingestion import create_pipeline as ingestion_pipeline
 
 logger = logging.getLogger(__name__)
+
+
+def save_session_file(path: Path, text: str) -> str:
+    """Writes a session's raw file `text` atomically, as a read-modify-write under the file's
+    cross-process lock (`atomic_files.locked`), and returns what the file holds afterwards.
+
+    Live's text extends what it stored before. If another writer (a batch ingestion of the
+    same session) has replaced the file meanwhile with rows that are not a start of `text`,
+    its rows are kept and only live's rows after its last one are added: neither writer's
+    rows are lost, and the caller learns which minutes are stored.
+    """
+    with locked(path):
+        stored = path.read_text(encoding="utf-8") if path.is_file() else None
+        if stored is not None and not text.startswith(stored):
+            text = merge_rows(stored, text)
+        if text != stored:
+            write_text_atomically(path, text)
+    return text
+
+
+def merge_rows(stored: str, ours: str) -> str:
+    """`stored` (a raw CSV) with the rows of `ours` that come after its last row; rows start
+    with their ISO-8601 UTC time, so text order is time order."""
+    lines = stored.splitlines(keepends=True)
+    header, *rows = ours.splitlines(keepends=True)
+    if len(lines) < 2:
+        return ours
+    if lines[0] != header:
+        raise ValueError(
+            f"Another writer stored this session with the columns {lines[0].strip()!r}, "
+            f"live writes {header.strip()!r}: move one of them aside and restart kedro live."
+        )
+    last = lines[-1].split(",", 1)[0]
+    newer = [row for row in rows if row.split(",", 1)[0] > last]
+    joined = stored if stored.endswith("\n") else stored + "\n"
+    return joined + "".join(newer)
 
 
 class LiveStore:
@@ -36,12 +73,15 @@ class LiveStore:
         parameters: dict[str, Any],
         connection: ConnectionSettings,
         dry_run: bool,
+        simulated: bool = False,
     ) -> None:
         self.catalog = catalog
         self.name = name
         self.parameters = parameters
         self.connection = connection
         self.dry_run = dry_run
+        # The connection is kedro live's own TWS simulator: the ledger says `simulator`.
+        self.simulated = simulated
         self._ingestion: Pipeline = for_instrument(ingestion_pipeline(), name)
         partitions = catalog.get(f"{name}.raw_minute_bars@partitions")
         self.raw_folder = Path(partitions._describe()["path"])
@@ -56,6 +96,13 @@ class LiveStore:
             logger.info("%s: dry run, no catch-up backfill (it would write)", self.name)
             return
         ingestion = {**self.parameters["ingestion"], "source": "ib", "end_date": None}
+        if self.simulated:
+            server = {
+                "host": self.connection.host,
+                "port": self.connection.port,
+                "client_id": self.connection.client_id,
+            }
+            ingestion.update(source="simulator", running_simulator=server)
         catalog = self.catalog
         with self._catch_up_lock:
             catalog["params:ingestion"] = ingestion
@@ -70,17 +117,21 @@ class LiveStore:
     def raw_table(self) -> pd.DataFrame:
         return self.catalog.load(self.dataset("raw_minute_bars@table"))
 
-    def stored_session(self, session: str) -> pd.DataFrame | None:
-        """A session's raw file as stored, values exactly as written (or None)."""
-        path = self.raw_folder / f"{session}.csv"
-        if not path.is_file():
-            return None
-        # pandas 3 parses floats exactly (round trip), so the file is rewritten as it was.
-        return pd.read_csv(path)
+    def session_file(self, session: str) -> Path:
+        """A session's raw partition (as SessionPartitionsDataset names it)."""
+        return self.raw_folder / f"{session}.csv"
 
-    def write_session(self, session: str, raw: pd.DataFrame) -> None:
-        if not self.dry_run:
-            self.catalog.save(self.dataset("raw_minute_bars@partitions"), {session: raw})
+    def stored_text(self, session: str) -> str | None:
+        """A session's raw file as stored (or None). pandas 3 parses floats exactly (round
+        trip), so rows read from it are written again as they were."""
+        path = self.session_file(session)
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def save_session(self, session: str, text: str) -> str:
+        """Stores a session's raw file; returns what it holds afterwards (see save_session_file)."""
+        if self.dry_run:
+            return text
+        return save_session_file(self.session_file(session), text)
 
     def append_prediction(self, row: pd.DataFrame) -> None:
         if self.dry_run:

@@ -1,7 +1,8 @@
 """Where minute bars come from: one entry point, `fetch_sessions`, for every source.
 
 - `simulator`: the real ib_insync path against an in-process TWS simulator serving the
-  synthetic market (the default; no broker, no network beyond loopback).
+  synthetic market (the default; no broker, no network beyond loopback), or against one
+  already running (`ingestion.running_simulator`: host and port; `kedro live` sets it).
 - `ib`: a real TWS / IB Gateway (`kedro run --env ib`).
 - `synthetic`: the synthetic market directly, without a socket.
 - `csv`, `sqlite`: a user's file of minute bars or ticks.
@@ -103,6 +104,13 @@ def _simulator(
     batch_size: int,
     now: pd.Timestamp,
 ) -> Iterator[list[SessionResult]]:
+    running = ingestion.get("running_simulator")
+    if running:
+        # A simulator already serving this process (kedro live's): its market, its clock.
+        client_id = int(running.get("client_id", SIMULATOR_CLIENT_ID))
+        connection = ConnectionSettings(str(running["host"]), int(running["port"]), client_id)
+        yield from _client(instrument, ingestion, connection, now).fetch(windows, batch_size)
+        return
     from ml_lstm.tws_simulator import Faults, SimulatorThread, instrument_from_parameters
 
     simulated = instrument_from_parameters(instrument, int(ingestion["seed"]))
