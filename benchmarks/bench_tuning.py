@@ -31,7 +31,7 @@ from benchmarks.harness import measure_process
 PROJECT = Path(__file__).resolve().parents[1]
 ROWS = 1722
 TRIALS = 6
-REPEAT = 2
+REPEAT = 3
 
 
 def parameters() -> dict:
