@@ -7,9 +7,9 @@ import tempfile
 import numpy as np
 import pandas as pd
 
+from ml_lstm.bar_checks import REQUIRED_COLUMNS
 from ml_lstm.calendars import trading_sessions
 from ml_lstm.datasets import SessionPartitionsDataset, SessionTableDataset
-from ml_lstm.pipelines.data_processing.validation import REQUIRED_COLUMNS
 
 NVDA = {"symbol": "NVDA", "calendar": "XNYS", "extended_hours": False}
 # A run that starts after every bar of these tests: every session is finished.

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
+from ml_lstm.bar_checks import Reason, check_rows, rejected_rows, valid_rows
 from ml_lstm.calendars import instrument_sessions, session_of, utc, utc_nanoseconds
 
 from .charts import gap_calendar_plot, gap_chart
@@ -18,7 +19,6 @@ from .features import calendar_columns, indicators_by_stretch
 from .gaps import MinuteGaps, fill_minutes, find_gaps, locate_minutes
 from .reports import gap_report, json_ready, validation_report
 from .resampling import resample_minutes
-from .validation import Reason, check_rows, rejected_rows, valid_rows
 
 logger = logging.getLogger(__name__)
 

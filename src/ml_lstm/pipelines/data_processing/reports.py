@@ -7,10 +7,10 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from ml_lstm.bar_checks import CheckedBars, Reason
 from ml_lstm.calendars import MINUTE_NS, from_utc_nanoseconds, ignores_us_holidays, us_holidays
 
 from .gaps import GAP_KINDS, MinuteGaps, fillable
-from .validation import CheckedBars, Reason
 
 EXAMPLES_PER_KIND = 3
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionResult
-from ml_lstm.pipelines.data_processing.validation import Reason, check_rows
+from ml_lstm.bar_checks import Reason, check_rows
 
 logger = logging.getLogger(__name__)
 

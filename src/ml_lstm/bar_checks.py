@@ -1,5 +1,8 @@
 """Row checks of raw minute bars: which rows are invalid, and why.
 
+Shared by ingestion (which counts and reports bad rows as it stores them) and
+data_processing (which rejects them), so both judge a row by the same rules.
+
 Every row gets at most one reason, the first check it fails in the order of `Reason`.
 Volume rule: a missing volume column (quote data such as FX files) or IB's -1 "no volume"
 marker (MIDPOINT/BID/ASK bars, e.g. spot XAGUSD) means the source does not report volume;
