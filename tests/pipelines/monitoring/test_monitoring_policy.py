@@ -12,6 +12,7 @@ from ml_lstm.pipelines.monitoring.policy import decide
 
 RUN_INFO = {"run_id": "r", "started_at": "2024-03-30T00:00:00+00:00"}
 QUIET = {"alerts": []}
+CHAMPION = {"version": "v1"}
 ALERTED = {"alerts": [{"kind": "feature_drift"}]}
 
 
@@ -51,7 +52,7 @@ def trained_until(table: pd.DataFrame, sessions_before_end: int) -> dict:
 )
 def test_the_policy_decides(policy, new_sessions, alerts, action):
     table = features(20)
-    decision = decide(policy, table, trained_until(table, new_sessions), alerts)
+    decision = decide(policy, table, trained_until(table, new_sessions), alerts, champion=CHAMPION)
     assert decision["action"] == action, decision["reason"]
     assert decision["sessions_since_latest_training"] == new_sessions
 
@@ -59,18 +60,27 @@ def test_the_policy_decides(policy, new_sessions, alerts, action):
 def test_the_latest_version_counts_promoted_or_not():
     table = features(20)
     manifests = {**trained_until(table, 6), "v2": trained_until(table, 1)["v1"]}
-    decision = decide({"every_n_sessions": 3}, table, manifests, QUIET)
+    decision = decide({"every_n_sessions": 3}, table, manifests, QUIET, champion=CHAMPION)
     assert decision["action"] == "none" and decision["sessions_since_latest_training"] == 1
 
 
 def test_an_empty_registry_trains_whatever_the_policy():
-    assert decide("never", features(3), {}, QUIET)["action"] == "train"
+    assert decide("never", features(3), {}, QUIET, champion=None)["action"] == "train"
+
+
+@pytest.mark.parametrize("policy", ["never", "on_alert", {"every_n_sessions": 1}])
+def test_versions_without_a_champion_train_from_scratch(policy):
+    # Every version registered with promotion skipped: nothing to warm-start from.
+    table = features(20)
+    decision = decide(policy, table, trained_until(table, 3), ALERTED, champion=None)
+    assert decision["action"] == "train"
+    assert "none is champion" in decision["reason"]
 
 
 @pytest.mark.parametrize("policy", ["sometimes", {"every_n_sessions": 0}, {"every_n": 2}, 3])
 def test_a_bad_policy_is_a_clear_error(policy):
     with pytest.raises(ValueError, match=r"modelling\.retraining\.policy is"):
-        decide(policy, features(3), trained_until(features(3), 1), QUIET)
+        decide(policy, features(3), trained_until(features(3), 1), QUIET, champion=CHAMPION)
 
 
 def test_the_node_logs_and_records_the_decision_and_its_reason(caplog):
@@ -78,7 +88,13 @@ def test_the_node_logs_and_records_the_decision_and_its_reason(caplog):
     modelling = {"retraining": {"policy": {"every_n_sessions": 2}}}
     with caplog.at_level(logging.INFO):
         decision = decide_retraining(
-            table, trained_until(table, 2), QUIET, modelling, {"symbol": "NVDA"}, RUN_INFO
+            table,
+            trained_until(table, 2),
+            CHAMPION,
+            QUIET,
+            modelling,
+            {"symbol": "NVDA"},
+            RUN_INFO,
         )
     assert decision["action"] == "retrain"
     assert (

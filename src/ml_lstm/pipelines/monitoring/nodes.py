@@ -198,6 +198,7 @@ def plot_live_scorecard(
 def decide_retraining(
     features: pd.DataFrame,
     registry_manifests: dict[str, dict],
+    champion_record: dict | None,
     previous_alerts: dict,
     modelling: dict,
     instrument: dict,
@@ -210,6 +211,7 @@ def decide_retraining(
         features,
         registry_manifests,
         previous_alerts,
+        champion=champion_record,
     )
     logger.info(
         "%s retraining decision: %s (%s).",

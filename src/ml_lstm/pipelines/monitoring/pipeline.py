@@ -72,6 +72,7 @@ def create_decision_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "features",
                     "registry_manifests",
+                    "champion_record",
                     "previous_alerts",
                     "params:modelling",
                     "params:instrument",

@@ -52,8 +52,14 @@ def decide(
     features: pd.DataFrame,
     manifests: dict[str, dict],
     previous_alerts: dict,
+    *,
+    champion: dict | None,
 ) -> dict[str, Any]:
-    """{"action": "retrain" | "train" | "none", "reason", ...} with the numbers behind it."""
+    """{"action": "retrain" | "train" | "none", "reason", ...} with the numbers behind it.
+
+    `champion` is the champion record (None when no version was ever promoted): retraining
+    warm-starts from it, so without one the update trains from scratch.
+    """
     kind, every = parse_policy(policy)
     latest_bar = utc(features["timestamp"]).max() if len(features) else None
     decision: dict[str, Any] = {
@@ -65,6 +71,16 @@ def decide(
             **decision,
             "action": "train",
             "reason": "no model in the registry yet: training one from scratch (modelling)",
+        }
+    if not champion:
+        return {
+            **decision,
+            "action": "train",
+            "reason": (
+                f"{len(manifests)} version(s) registered but none is champion (promotion "
+                "skipped?): retraining needs one to start from, so training from scratch "
+                "(modelling)"
+            ),
         }
     trained_until = max(utc(m["data_range"]["last"]) for m in manifests.values())
     new_sessions = sessions_after(features, trained_until)
