@@ -90,21 +90,27 @@ def decide(
         sessions_since_latest_training=new_sessions,
         previous_alerts=alerts,
     )
+    action, reason = policy_action(kind, every, new_sessions, alerts)
+    return {**decision, "action": action, "reason": reason}
+
+
+def policy_action(
+    kind: str, every: int | None, new_sessions: int, alerts: list[str]
+) -> tuple[str, str]:
+    """ "retrain" or "none", and why, for a registry with a champion."""
     if kind == NEVER:
-        action, reason = "none", "policy is never"
-    elif kind == EVERY_N_SESSIONS:
+        return "none", "policy is never"
+    if kind == EVERY_N_SESSIONS:
         due = new_sessions >= every
-        action = "retrain" if due else "none"
-        reason = (
+        return "retrain" if due else "none", (
             f"{new_sessions} session(s) since the latest training's data "
             f"{'>=' if due else '<'} every_n_sessions {every}"
         )
-    elif not alerts:
-        action, reason = "none", "on_alert: the previous update raised no alert"
-    elif new_sessions < 1:
-        action = "none"
-        reason = f"on_alert: alerts {alerts}, but no new session since the latest training"
-    else:
-        action = "retrain"
-        reason = f"on_alert: the previous update raised {alerts}; {new_sessions} new session(s)"
-    return {**decision, "action": action, "reason": reason}
+    if not alerts:
+        return "none", "on_alert: the previous update raised no alert"
+    if new_sessions < 1:
+        return "none", f"on_alert: alerts {alerts}, but no new session since the latest training"
+    return (
+        "retrain",
+        f"on_alert: the previous update raised {alerts}; {new_sessions} new session(s)",
+    )

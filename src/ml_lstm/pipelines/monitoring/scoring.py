@@ -84,6 +84,44 @@ def _direction_hits(predicted_move: np.ndarray, actual_move: np.ndarray) -> pd.S
     return hits
 
 
+def checked_targets(
+    table: pd.DataFrame, as_of: pd.Series, horizons: pd.Series, instrument: dict, frequency: str
+) -> pd.Series:
+    """Each row's target bar: the logged one (a WARNING where the calendar disagrees), or
+    the calendar's where the log has none."""
+    logged = utc(table["target_bar_time"])
+    expected = calendar_targets(as_of, horizons.reset_index(drop=True), instrument, frequency)
+    differs = logged.notna() & (logged != expected)
+    if differs.any():
+        first = int(np.flatnonzero(differs.to_numpy())[0])
+        logger.warning(
+            "%d prediction-log row(s) name a target bar the %s calendar does not give (first: "
+            "log row %d, target %s, calendar %s): scored against the logged target.",
+            int(differs.sum()),
+            instrument["calendar"],
+            first,
+            logged.iloc[first],
+            expected.iloc[first],
+        )
+    return logged.where(logged.notna(), expected)
+
+
+def realised_closes(bars: pd.DataFrame, target: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The close of each target bar (NaN when absent) and the row's status: scored,
+    missing_bar (later bars are in, this one is not) or pending."""
+    closes = pd.Series(
+        bars["close"].to_numpy(dtype="float64"), index=pd.Index(utc(bars["timestamp"]))
+    )
+    closes = closes[~closes.index.duplicated(keep="last")]
+    actual = closes.reindex(pd.Index(target)).to_numpy()
+    latest = closes.index.max() if len(closes) else None
+    later_bars_in = (
+        (target < latest).to_numpy() if latest is not None else np.zeros(len(target), bool)
+    )
+    found = ~np.isnan(actual)
+    return actual, np.where(found, SCORED, np.where(later_bars_in, MISSING_BAR, PENDING))
+
+
 def score_log(
     log: pd.DataFrame,
     bars: pd.DataFrame,
@@ -98,32 +136,9 @@ def score_log(
     """
     check_log(log)
     table = log.reset_index(drop=True)
-    as_of, logged = utc(table["as_of_bar_time"]), utc(table["target_bar_time"])
-    expected = calendar_targets(as_of, horizons.reset_index(drop=True), instrument, frequency)
-    differs = logged.notna() & (logged != expected)
-    if differs.any():
-        first = int(np.flatnonzero(differs.to_numpy())[0])
-        logger.warning(
-            "%d prediction-log row(s) name a target bar the %s calendar does not give (first: "
-            "log row %d, target %s, calendar %s): scored against the logged target.",
-            int(differs.sum()),
-            instrument["calendar"],
-            first,
-            logged.iloc[first],
-            expected.iloc[first],
-        )
-    target = logged.where(logged.notna(), expected)
-    closes = pd.Series(
-        bars["close"].to_numpy(dtype="float64"), index=pd.Index(utc(bars["timestamp"]))
-    )
-    closes = closes[~closes.index.duplicated(keep="last")]
-    actual = closes.reindex(pd.Index(target)).to_numpy()
-    latest = closes.index.max() if len(closes) else None
-    found = ~np.isnan(actual)
-    later_bars_in = (
-        (target < latest).to_numpy() if latest is not None else np.zeros(len(table), bool)
-    )
-    status = np.where(found, SCORED, np.where(later_bars_in, MISSING_BAR, PENDING))
+    as_of = utc(table["as_of_bar_time"])
+    target = checked_targets(table, as_of, horizons, instrument, frequency)
+    actual, status = realised_closes(bars, target)
     predicted = table["predicted_close"].to_numpy(dtype="float64")
     last = table["last_close"].to_numpy(dtype="float64")
     source = table["source"].fillna("batch") if "source" in table else "batch"
