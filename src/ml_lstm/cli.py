@@ -39,13 +39,7 @@ def run(context: click.Context, **arguments: Any) -> Any:
     """Kedro's `run`, after checking that each --namespaces entry is an enabled instrument
     (Kedro's own message, "Pipeline does not contain nodes with the following namespaces",
     says neither why nor how to enable it)."""
-    if arguments.get("namespaces"):
-        instruments = configured_instruments(
-            Path.cwd(), arguments.get("env"), arguments.get("conf_source"), arguments["params"]
-        )
-        problems = namespace_problems(list(arguments["namespaces"]), instruments)
-        if problems:
-            raise click.BadParameter("\n".join(problems), param_hint="--namespaces")
+    refuse_unknown_namespaces(Path.cwd(), arguments)
     if update.PIPELINE in (arguments.get("pipelines") or []):
         # The scheduled update: several Kedro runs under one lock (see ml_lstm/update.py).
         instruments = configured_instruments(
@@ -66,17 +60,8 @@ LIVE_OPTIONS = ("env", "namespaces", "conf_source", "params")
 def live(metadata: ProjectMetadata, **arguments: Any) -> None:
     """Stream 1-minute bars and predict at every completed bar until stopped (Ctrl-C,
     SIGTERM, the kill-switch file, or live.until). See README "Running live"."""
+    refuse_unknown_namespaces(Path(metadata.project_path), arguments)
     namespaces = list(arguments.get("namespaces") or [])
-    if namespaces:
-        instruments = configured_instruments(
-            Path(metadata.project_path),
-            arguments.get("env"),
-            arguments.get("conf_source"),
-            arguments["params"],
-        )
-        problems = namespace_problems(namespaces, instruments)
-        if problems:
-            raise click.BadParameter("\n".join(problems), param_hint="--namespaces")
     from ml_lstm.live.runner import run_live
 
     run_live(
@@ -89,6 +74,20 @@ def live(metadata: ProjectMetadata, **arguments: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def refuse_unknown_namespaces(project_path: Path, arguments: dict[str, Any]) -> None:
+    """A usage error naming each --namespaces entry that is not an enabled instrument, and
+    how to enable it."""
+    namespaces = list(arguments.get("namespaces") or [])
+    if not namespaces:
+        return
+    instruments = configured_instruments(
+        project_path, arguments.get("env"), arguments.get("conf_source"), arguments["params"]
+    )
+    problems = namespace_problems(namespaces, instruments)
+    if problems:
+        raise click.BadParameter("\n".join(problems), param_hint="--namespaces")
 
 
 def configured_instruments(
