@@ -34,6 +34,7 @@ TRAINING = {
     "data_processing": {"frequency": "15min"},
     "modelling": {"training": {"epochs": 3}},
 }
+LIVE_SPEED = 200
 LIVE = {
     "ingestion": {"start_date": "2024-01-02"},
     "data_processing": {"frequency": "15min"},
@@ -42,7 +43,7 @@ LIVE = {
         # 4.5 s later, maybe while it is still drawing, which real time (15 minutes) never does.
         "chart": False,
         "until": "2024-07-01T20:05:00Z",
-        "simulator": {"start": "2024-07-01T13:20:00Z", "speed": 200},
+        "simulator": {"start": "2024-07-01T13:20:00Z", "speed": LIVE_SPEED},
     },
 }
 IDLE_SECONDS = 20.0
@@ -66,6 +67,11 @@ def make_project(target: Path) -> Path:
     bootstrap_project(target)
     with KedroSession.create(project_path=target, runtime_params=TRAINING) as session:
         session.run()
+    return target
+
+
+def copy_of(project: Path, target: Path) -> Path:
+    shutil.copytree(project, target)
     return target
 
 
@@ -96,10 +102,41 @@ def floor_ms(loop, repeat: int = 30) -> float:
     return statistics.median(times)
 
 
-def latency(project: Path) -> dict:
+def live_against_simulator_process(project: Path) -> object:
+    """The loop in this process against the simulator as its own process, as TWS is (in
+    this process its thread would share the interpreter's lock with the loop)."""
+    from ml_lstm.live.runner import run_live
+    from ml_lstm.tws_simulator import SimulatorProcess
+
+    # Half an hour before the open: start-up (model, catch-up) ends before the first bar.
+    replay = ["--start", "2024-07-01T13:00:00Z", "--speed", str(LIVE_SPEED)]
+    parameters = {
+        **LIVE,
+        "ingestion": {**LIVE["ingestion"], "source": "ib"},
+        "live": {key: value for key, value in LIVE["live"].items() if key != "simulator"},
+    }
+    with SimulatorProcess(replay, cwd=project) as simulator:
+        address = {"IB_HOST": "127.0.0.1", "IB_PORT": str(simulator.port), "IB_CLIENT_ID": "5"}
+        saved = {name: os.environ.get(name) for name in address}
+        os.environ.update(address)
+        try:
+            (loop,) = run_live(project, params=parameters)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    return loop
+
+
+def latency(project: Path, separate_simulator: bool) -> dict:
     from ml_lstm.live.runner import run_live
 
-    (loop,) = run_live(project, params=LIVE)
+    if separate_simulator:
+        loop = live_against_simulator_process(project)
+    else:
+        (loop,) = run_live(project, params=LIVE)
     latencies = loop.stats.latencies_ms
     floor = floor_ms(loop)
     stages = {
@@ -107,7 +144,8 @@ def latency(project: Path) -> dict:
         for name in loop.stats.stages_ms[0]
     }
     row = {
-        "benchmark": "kedro live: bar completion -> prediction row written",
+        "benchmark": "kedro live: bar completion -> prediction row written, simulator "
+        + ("as its own process" if separate_simulator else "in the same process"),
         "bars": len(latencies),
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p95_ms": round(percentile(latencies, 0.95), 1),
@@ -166,9 +204,15 @@ def idle_share(project: Path, start: str, wait_for: str) -> float:
 
 
 def main() -> list[dict]:
-    with tempfile.TemporaryDirectory(prefix="bench_live_") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_live_") as folder,
+        tempfile.TemporaryDirectory(prefix="bench_live_copy_") as other,
+    ):
         project = make_project(Path(folder))
-        rows = [latency(project)]
+        # The same session streamed again, from the state before the first stream.
+        untouched = copy_of(project, Path(other) / "project")
+        rows = [latency(project, separate_simulator=False)]
+        rows.append(latency(untouched, separate_simulator=True))
         between_bars = idle_share(project, "2024-07-02T15:00:00Z", "minute(s) up")
         asleep = idle_share(project, "2024-07-02T21:00:00Z", "sleeping until")
     row = {

@@ -4,6 +4,7 @@ per instrument, until a signal, the kill-switch file or `live.until` stops them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +129,9 @@ async def _run(
         loops.append(InstrumentLoop(instrument, parameters, feed, store, settings, stopper, run_id))
     for loop in loops:
         loop.prepare()
+    # What start-up made (the model and TensorFlow's graph, the history) lives all day: out
+    # of the collector's reach, a full collection at some bar need not walk it (tens of ms).
+    gc.freeze()
     if ready is not None:
         # A replay's clock starts once the models are loaded.
         ready()
@@ -137,4 +141,5 @@ async def _run(
     finally:
         stopper.stop(stopper.reason or "every loop ended")
         await watcher
+        gc.unfreeze()
     return loops
