@@ -6,6 +6,7 @@ checks the stored sessions against the synthetic market the simulator serves.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -376,7 +377,18 @@ def test_the_backfill_connects_read_only_and_sends_no_order_message(tmp_path, si
     assert simulator.stats.rejected_orders == 0
 
 
-def test_the_simulator_refuses_orders(simulator):
+@pytest.fixture
+def event_loop_of_its_own():
+    """A fresh current event loop for ib_insync's synchronous calls: an earlier test's
+    `asyncio.run` leaves the main thread with none (Python 3.11 then refuses to make one)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def test_the_simulator_refuses_orders(simulator, event_loop_of_its_own):
     ib = IB()
     ib.connect("127.0.0.1", simulator.port, clientId=9, readonly=True, timeout=5)
     try:
