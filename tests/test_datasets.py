@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pandas as pd
@@ -59,6 +60,36 @@ def test_session_partitions_start_empty_and_ignore_partial_writes(tmp_path):
     partitions = fresh.load()
     assert list(partitions) == ["2024-01-02"]
     assert partitions["2024-01-02"]()["close"].tolist() == [1.0]
+
+
+# Holds a session file's lock, says so on stdout, then rewrites the file as `kedro live`
+# would (a read-modify-write under the lock) and lets go.
+LIVE_WRITER = """
+import sys, time
+from pathlib import Path
+from ml_lstm.atomic_files import locked, write_text_atomically
+path = Path(sys.argv[1])
+with locked(path):
+    print("locked", flush=True)
+    time.sleep(1.0)
+    write_text_atomically(path, "written by live\\n")
+"""
+
+
+def test_a_session_file_is_written_under_its_lock(tmp_path):
+    folder = tmp_path / "minute_bars"
+    session = folder / "2024-01-02.csv"
+    folder.mkdir()
+    live = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(session)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert live.stdout.readline().strip() == "locked"
+        # The batch write waits for live's read-modify-write instead of being overwritten.
+        SessionPartitionsDataset(path=str(folder)).save({"2024-01-02": bars("09:30", 1.0)})
+    finally:
+        live.wait(timeout=30)
+    assert session.read_text().startswith("timestamp,")
 
 
 def test_prediction_log_only_grows(tmp_path):

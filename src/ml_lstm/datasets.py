@@ -87,8 +87,16 @@ class SessionPartitionsDataset(PartitionedDataset):
                 return {}
             raise
 
+    def save(self, data: dict[str, Any]) -> None:
+        # Each session file under its cross-process lock: `kedro live` read-modify-writes
+        # the session in progress under the same lock (live/store.py), so the two never
+        # interleave.
+        for partition_id, partition_data in sorted(data.items()):
+            with locked(Path(self._partition_to_path(partition_id))):
+                super().save({partition_id: partition_data})
+
     def _list_partitions(self) -> list[str]:
-        # Temporary files of an interrupted atomic write are not partitions.
+        # Temporary files of an interrupted atomic write, and lock files, are not partitions.
         return [
             path
             for path in super()._list_partitions()
