@@ -20,6 +20,7 @@ import pandas as pd
 from ml_lstm.forecasting.baselines import BASELINES
 from ml_lstm.forecasting.evaluation import evaluate, log_verdict
 from ml_lstm.forecasting.forecast import forecast_rows
+from ml_lstm.forecasting.model_config import model_config
 from ml_lstm.forecasting.scaling import fit_standard_scaler
 from ml_lstm.forecasting.splits import (
     SPLITS,
@@ -89,17 +90,6 @@ def fit_scaler(model_input_table: pd.DataFrame, modelling: dict) -> dict[str, An
     return fit_standard_scaler(
         model_input_table, modelling["features"], modelling["target"], modelling["horizon"]
     )
-
-
-def model_config(modelling: dict, n_features: int) -> dict[str, Any]:
-    """The `build_model` configuration: `modelling.model` plus the data's shape and target."""
-    return {
-        **modelling["model"],
-        "lookback": modelling["lookback"],
-        "n_features": n_features,
-        "output": "sigmoid" if modelling["target"] == "direction" else "linear",
-        "batch_size": modelling["training"]["batch_size"],
-    }
 
 
 def _train(

@@ -17,11 +17,12 @@ import pandas as pd
 
 from ml_lstm.forecasting.evaluation import diebold_mariano, evaluate, naive_scale, price_metrics
 from ml_lstm.forecasting.forecast import forecast_rows
+from ml_lstm.forecasting.model_config import model_config
 from ml_lstm.forecasting.scaling import fit_standard_scaler
 from ml_lstm.forecasting.splits import label_splits, purge_gap, split_labels, split_sizes
 
 from .folds import search_rows
-from .objective import mean_abs_move, model_config, price_forecast
+from .objective import mean_abs_move, price_forecast
 from .search_space import modelling_for
 
 logger = logging.getLogger(__name__)

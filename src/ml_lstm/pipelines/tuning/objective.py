@@ -24,6 +24,7 @@ import pandas as pd
 
 from ml_lstm.forecasting.evaluation import diebold_mariano
 from ml_lstm.forecasting.forecast import forecast_rows
+from ml_lstm.forecasting.model_config import model_config
 from ml_lstm.forecasting.scaling import fit_standard_scaler
 from ml_lstm.forecasting.targets import target_values, to_price
 
@@ -47,17 +48,6 @@ def price_forecast(
     if target == "direction":
         return last_close * np.exp((2 * np.asarray(values) - 1) * move)
     return to_price(values, target, last_close)
-
-
-def model_config(modelling: dict, n_features: int) -> dict[str, Any]:
-    """The `build_model` configuration of a trial (as modelling's train_lstm makes it)."""
-    return {
-        **modelling["model"],
-        "lookback": modelling["lookback"],
-        "n_features": n_features,
-        "output": "sigmoid" if modelling["target"] == "direction" else "linear",
-        "batch_size": modelling["training"]["batch_size"],
-    }
 
 
 def score_fold(
