@@ -199,7 +199,7 @@ def test_concurrent_runs_appending_to_one_log_keep_every_row(tmp_path):
 
 
 def test_a_broken_credentials_file_is_named_without_echoing_its_contents(tmp_path):
-    from ml_lstm.datasets import IBConnectionDataset
+    from ml_lstm.ib_connection import IBConnectionDataset
 
     path = tmp_path / "credentials.yml"
     path.write_text("ib:\n  host: 10.1.2.3\n  port: 7497: s3cret-token\n")

@@ -12,6 +12,10 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
 
 from ml_lstm.pacing import PacingRules
 
@@ -159,3 +163,56 @@ def hide_connection_in_logs(connection: ConnectionSettings) -> None:
         logger = logging.getLogger(name)
         if _REDACTOR not in logger.filters:
             logger.addFilter(_REDACTOR)
+
+
+class IBConnectionDataset(AbstractDataset[dict, None]):
+    """Where TWS / IB Gateway listens: the `key` entry of a YAML credentials file.
+
+    `kedro run --env ib` loads conf/base and conf/ib only, so Kedro's own credentials
+    (conf/local/credentials.yml) are not available to it; this read-only dataset reads that
+    file itself. A missing file or key gives `{}` (the client then uses IB_HOST, IB_PORT,
+    IB_CLIENT_ID or 127.0.0.1:7497). The values are never shown by `_describe` or logs.
+    """
+
+    def __init__(
+        self, filepath: str, key: str = "ib", metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._filepath = Path(PurePosixPath(filepath))
+        self._key = key
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        import yaml
+
+        if not self._filepath.is_file():
+            return {}
+        try:
+            content = yaml.safe_load(self._filepath.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            # PyYAML's message quotes the offending line, which may hold a credential: name
+            # the place and the problem only.
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or type(error).__name__
+            raise DatasetError(f"{self._filepath} is not valid YAML{where}: {problem}.") from None
+        entry = content.get(self._key, {}) if isinstance(content, dict) else {}
+        if not isinstance(entry, dict):
+            raise DatasetError(
+                f"{self._filepath}: `{self._key}` must be a mapping with host, port, client_id."
+            )
+        unknown = set(entry) - {"host", "port", "client_id"}
+        if unknown:
+            raise DatasetError(
+                f"{self._filepath}: unknown key(s) {sorted(unknown)} under `{self._key}`; "
+                "expected host, port, client_id."
+            )
+        return entry
+
+    def save(self, data: dict) -> None:
+        raise DatasetError("IBConnectionDataset is read-only: edit the credentials file.")
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "key": self._key}

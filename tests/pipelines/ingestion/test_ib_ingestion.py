@@ -26,7 +26,7 @@ from ingestion_support import (
     window_sessions,
 )
 
-from ml_lstm.datasets import IBConnectionDataset
+from ml_lstm.ib_connection import IBConnectionDataset
 from ml_lstm.ib_data import IngestionError
 from ml_lstm.pacing import PacingBook, PacingRules
 from ml_lstm.pipelines.ingestion.nodes import fetch_minute_bars, plan_backfill
