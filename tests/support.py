@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from ml_lstm.instruments import deep_merge as merge  # noqa: F401  (tests import it from here)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -36,17 +38,6 @@ SMALL_RUN: dict[str, Any] = {
         "training": {"epochs": 2, "batch_size": 32, "patience": 1},
     },
 }
-
-
-def merge(base: dict, override: dict) -> dict:
-    """`base` with `override` merged in, key by key (nested dicts merged, not replaced)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def copy_project(target: Path) -> Path:

@@ -85,7 +85,7 @@ class UniverseConfigLoader(OmegaConfigLoader):
         declared = config.get("instruments") or {}
         # Declared instruments first (their order is the run order), then the universe's.
         instruments = {
-            name: _merged(universe.get(name, {}), spec) for name, spec in declared.items()
+            name: deep_merge(universe.get(name, {}), spec) for name, spec in declared.items()
         }
         instruments.update({name: spec for name, spec in universe.items() if name not in declared})
         return {**config, "instruments": instruments}
@@ -98,7 +98,7 @@ class UniverseConfigLoader(OmegaConfigLoader):
         for environment in dict.fromkeys(name for name in environments if name):
             path = conf_source / environment / UNIVERSE_FILE
             if path.is_file():
-                instruments = _merged(instruments, read_universe(path))
+                instruments = deep_merge(instruments, read_universe(path))
         return instruments
 
 
@@ -119,14 +119,15 @@ def read_universe(path: Path) -> dict[str, dict[str, Any]]:
                 f"{path}: instruments.{name} must be a mapping under a Python identifier key "
                 "(it becomes a Kedro namespace), e.g. 'aapl: {symbol: AAPL}'."
             )
-    return {name: _merged(defaults, spec) for name, spec in instruments.items()}
+    return {name: deep_merge(defaults, spec) for name, spec in instruments.items()}
 
 
-def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `override` merged in, key by key (nested dicts merged, not replaced)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
