@@ -126,6 +126,16 @@ def trading_sessions(
     cal = get_calendar(calendar)
     first = max(pd.Timestamp(start).tz_localize(None).normalize(), cal.first_session)
     last = min(pd.Timestamp(end).tz_localize(None).normalize(), cal.last_session)
+    # A shallow copy: the caller may add or replace columns without touching the cache.
+    return _sessions_between(calendar, first, last, extended).copy(deep=False)
+
+
+@lru_cache(maxsize=64)
+def _sessions_between(
+    calendar: str, first: pd.Timestamp, last: pd.Timestamp, extended: bool
+) -> pd.DataFrame:
+    """`trading_sessions` of normalized dates, cached: the live loop asks for the same few
+    sessions at every bar, and slicing the calendar's schedule costs more than the bar."""
     if first > last:
         return pd.DataFrame(
             {
@@ -134,8 +144,16 @@ def trading_sessions(
             },
             index=pd.DatetimeIndex([], name="session"),
         )
-    schedule = cal.schedule.loc[first:last, ["open", "close"]]
-    schedule.index.name = "session"
+    schedule = _schedule(calendar, extended)
+    labels = schedule.index
+    return schedule.iloc[labels.searchsorted(first, "left") : labels.searchsorted(last, "right")]
+
+
+@lru_cache(maxsize=16)
+def _schedule(calendar: str, extended: bool) -> pd.DataFrame:
+    """Every session of the calendar (open and close), built once per calendar."""
+    cal = get_calendar(calendar)
+    schedule = cal.schedule[["open", "close"]].rename_axis("session")
     if extended:
         schedule = _extended_schedule(cal, schedule)
     return schedule
@@ -228,6 +246,10 @@ def utc(value: Any) -> Any:
 
 def utc_nanoseconds(values: pd.Series | pd.Index) -> np.ndarray:
     """int64 UTC nanoseconds of tz-aware timestamps (for numpy arithmetic on times)."""
+    array = values.array
+    if isinstance(array, pd.arrays.DatetimeArray) and array.tz is not None:
+        # A tz-aware array holds UTC integers already: no conversion, no copy at ns.
+        return array.as_unit("ns").asi8
     if isinstance(values, pd.Index):
         values = values.to_series()
     return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("int64")
@@ -235,7 +257,11 @@ def utc_nanoseconds(values: pd.Series | pd.Index) -> np.ndarray:
 
 def from_utc_nanoseconds(values: np.ndarray) -> pd.DatetimeIndex:
     """tz-aware UTC timestamps of int64 UTC nanoseconds (the inverse of `utc_nanoseconds`)."""
-    return pd.to_datetime(values, utc=True)
+    # A view as datetime64[ns] localized to UTC: pd.to_datetime(values, utc=True) gives the
+    # same index but goes through a per-element conversion (0.3 s per million times).
+    return pd.DatetimeIndex(np.asarray(values, dtype="int64").view("datetime64[ns]")).tz_localize(
+        "UTC"
+    )
 
 
 def session_of(timestamps: pd.Series, sessions: pd.DataFrame) -> np.ndarray:
