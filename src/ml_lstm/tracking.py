@@ -1,27 +1,27 @@
-"""Run tracking with kedro-mlflow, where `conf/<env>/mlflow.yml` switches it on.
+"""Run tracking in MLflow, where `conf/<env>/mlflow.yml` switches it on.
 
-kedro-mlflow's own hook is disabled in settings.py (it would start MLflow on every run);
-`TrackingHook` reads `mlflow.yml`, and only when its `enabled` key is true hands the rest
-of the file to kedro-mlflow's hook, which sets MLflow up (tracking URI, experiment) and
-starts and ends one MLflow run per `kedro run`. With tracking off nothing of MLflow is set up
-or written (kedro-mlflow's plugin module is still imported when Kedro loads its entry
-points).
+`TrackingHook` reads `mlflow.yml` (the format of kedro-mlflow, whose `kedro mlflow ui`
+reads it too); with its `enabled` key false nothing of MLflow is set up or written. With it
+on, each tracked `kedro run` (pipelines not listed under `disable_tracking.pipelines`) is
+one MLflow run, logged by a process of its own (`ml_lstm.tracking_worker`), started when the
+pipeline starts: MLflow's store is imported, opened and the run created while the nodes
+train, instead of adding seconds in front of them. This process only sends it what to log
+and waits for its answer before the run ends, so nothing is lost; a logging failure is a
+warning naming what was not logged, never a failed run or a changed output.
 
-This hook logs the nodes' parameters (flattened, each once, in one batch per node) and,
-from the nodes' outputs (nothing in a node knows about MLflow):
+What the run holds, the same under every runner (SequentialRunner, ParallelRunner, the
+Dask runner: nodes in other processes), because it is collected here from the pipeline and
+the catalog, not from hooks in the processes that ran the nodes:
 
-- `<instrument>.metrics`: the test-split metrics of the LSTM and every baseline, as MLflow
-  metrics `<instrument>.<model>.<metric>`;
-- `<instrument>.model_manifest`: the manifest (artifact), its git commit and data range
-  (tags);
-- `<instrument>.lstm_model`: the model, saved as `.keras` under `<instrument>/model/`;
-- every chart (matplotlib as PNG, plotly as JSON) under `<instrument>/charts/`;
-- a promotion: the promoted model as a version of the registered model
-  `ml_lstm.<instrument>`, with the alias `champion` moved to it (the project's own
-  registry, champion.json, stays the source of truth);
-- `<instrument>.tuning_trials`: each trial this run added as a nested MLflow run (its
-  parameters, objective, fold figures and state), and `tuning.json` with the best
-  configuration's figures.
+- the parameters every node reads (flattened, `modelling.training.epochs`, ...), at start;
+- from the files the run saved (sent as each is saved where the node ran in this process,
+  the rest at the end): `<instrument>.metrics` as MLflow metrics
+  `<instrument>.<model>.<metric>`; the manifest (artifact) with its git commit and data
+  range (tags); the model (`.keras`, under `<instrument>/model/`); every chart dataset
+  (matplotlib PNGs, plotly JSON) under `<instrument>/charts/`; a promotion: the model as a
+  version of the registered model `ml_lstm.<instrument>` with the alias `champion` (the
+  project's own registry, champion.json, stays the source of truth); the tuning trials
+  this run added as nested runs, and `tuning.json` with the best configuration's figures.
 
 Relative paths in `server.mlflow_tracking_uri` (`sqlite:///mlruns/mlflow.db`) and the
 experiment's artifact location are taken from the project folder, not the working folder.
@@ -30,9 +30,8 @@ experiment's artifact location are taken from the project folder, not the workin
 from __future__ import annotations
 
 import logging
-import math
-import shutil
-import tempfile
+import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,20 +39,35 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
+from ml_lstm.tracking_process import LoggingProcess
+from ml_lstm.tracking_worker import registered_model_name
+
 logger = logging.getLogger(__name__)
+
+__all__ = ["CHAMPION_ALIAS", "TrackingHook", "registered_model_name", "tracking_settings"]
 
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 CHAMPION_ALIAS = "champion"
 SQLITE_PREFIX = "sqlite:///"
-
-
-def registered_model_name(instrument: str) -> str:
-    """The MLflow registered model that mirrors an instrument's champion."""
-    return f"ml_lstm.{instrument}"
+# How long the end of a run waits for the logging process to confirm (it logs files and
+# a few hundred values: seconds; more only if the store is locked by another process).
+WAIT_SECONDS = 600.0
+# Datasets (the name after the instrument's namespace) logged from the files they saved.
+KINDS = {
+    "metrics": "metrics",
+    "model_manifest": "manifest",
+    "promotion": "promotion",
+    "lstm_model": "model",
+    "tuning_trials": "tuning_trials",
+    "tuning_summary": "tuning_summary",
+}
+CHART_MODULES = ("kedro_datasets.matplotlib", "kedro_datasets.plotly")
+# MLflow's rule for parameter names (mlflow/utils/validation.py); ':' is refused on Windows.
+INVALID_PARAM_CHARACTERS = re.compile(r"[^/\w.\- ]" if os.name == "nt" else r"[^/\w.\- :]")
 
 
 def tracking_settings(context: Any) -> tuple[bool, dict]:
-    """(enabled, kedro-mlflow's configuration) from the environment's mlflow.yml files."""
+    """(enabled, the rest of mlflow.yml) from the environment's mlflow.yml files."""
     loader = context.config_loader
     loader.config_patterns.setdefault("mlflow", CONFIG_PATTERNS)
     try:
@@ -75,328 +89,195 @@ def absolute_uris(conf: dict, project_path: Path) -> dict:
     return {**conf, "server": server}
 
 
-def _flat_metrics(metrics: dict, prefix: str) -> dict[str, float]:
+def begin_message(conf: dict, project_path: Path, run_params: dict, run_info: dict) -> dict:
+    """What the logging process needs to create the run: store, experiment, name, tags."""
+    tracking, server = conf.get("tracking") or {}, conf["server"]
+    experiment = tracking.get("experiment") or {}
+    create = experiment.get("create_experiment_kwargs") or {}
+    location = create.get("artifact_location")
+    if location and "://" not in str(location):
+        location = (project_path / location).resolve().as_uri()
+    names = run_params.get("pipeline_names") or ["__default__"]
+    tags = {key: value for key, value in run_params.items() if value}
+    tags.update(git_commit=run_info.get("git_commit"), ml_lstm_run_id=run_info.get("run_id"))
+    return {
+        "op": "begin",
+        "tracking_uri": server["mlflow_tracking_uri"],
+        "registry_uri": server.get("mlflow_registry_uri"),
+        "experiment": {
+            "name": experiment.get("name") or "ml_lstm",
+            "artifact_location": location,
+            "tags": create.get("tags"),
+            "restore_if_deleted": experiment.get("restore_if_deleted", True),
+        },
+        "run_name": (tracking.get("run") or {}).get("name") or "+".join(names),
+        "tags": tags,
+        # Optuna stamps trials in local time: so does this, to pick this run's trials.
+        "trials_since": datetime.now().isoformat(),
+    }
+
+
+def pipeline_params(pipeline: Any, catalog: Any, conf: dict) -> dict[str, str]:
+    """Every parameter the pipeline's nodes read, flattened as mlflow.yml says, as text."""
+    settings = ((conf.get("tracking") or {}).get("params") or {}).get("dict_params") or {}
+    names = sorted({name for node in pipeline.nodes for name in node.inputs})
+    params = {
+        name.removeprefix("params:"): catalog.load(name)
+        for name in names
+        if name.startswith("params:")
+    }
+    if settings.get("flatten", True):
+        params = flatten(params, settings.get("recursive", True), settings.get("sep", "."))
+    return {INVALID_PARAM_CHARACTERS.sub("_", name): str(value) for name, value in params.items()}
+
+
+def flatten(params: dict, recursive: bool = True, sep: str = ".") -> dict:
+    """`{"a": {"b": 1}}` as `{"a.b": 1}` (kedro-mlflow's rule: lists stay whole)."""
     flat = {}
-    for model, scores in metrics.items():
-        if not isinstance(scores, dict):
-            continue
-        for name, value in scores.items():
-            if isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value)):
-                flat[f"{prefix}.{model}.{name}"] = float(value)
+    for key, value in params.items():
+        if isinstance(value, dict):
+            inner = flatten(value, recursive, sep) if recursive else value
+            flat.update({f"{key}{sep}{name}": item for name, item in inner.items()})
+        else:
+            flat[key] = value
     return flat
 
 
-class _Calls:
-    """Runs a run's MLflow calls, in order, in the pipeline's thread.
+def dataset_message(name: str, catalog: Any) -> dict | None:
+    """A saved dataset the run logs (kind, instrument, file), or None."""
+    instrument, _, short = name.rpartition(".")
+    try:
+        dataset = catalog.get(name)
+    except Exception:
+        return None
+    if dataset is None:
+        return None
+    kind = KINDS.get(short)
+    if kind is None and type(dataset).__module__.startswith(CHART_MODULES):
+        kind = "chart"
+    path = saved_path(dataset) if kind else None
+    if path is None:
+        return None
+    return {
+        "op": "dataset",
+        "name": name,
+        "kind": kind,
+        "instrument": instrument or "project",
+        "path": str(path),
+    }
 
-    Not in a background thread: MLflow imports modules lazily while it logs, and another
-    thread can then see a module half imported (matplotlib read `IPython` that way and a
-    chart node failed). A failed call is logged as a warning, never a lost run.
-    """
 
-    def __init__(self, hook: TrackingHook) -> None:
-        self._hook = hook
-
-    def submit(self, call: Any, *args: Any) -> None:
+def saved_path(dataset: Any) -> Path | None:
+    """The file (or folder of PNGs) this run saved for a dataset, if it is on disk: for a
+    versioned dataset, the run's own version."""
+    filepath = getattr(dataset, "_filepath", None)
+    if filepath is None:
+        return None
+    path = Path(str(filepath))
+    if getattr(dataset, "_version", None) is not None:
         try:
-            self._hook.rejoin_run()
-            call(*args)
-        except Exception as error:  # tracking must never lose the run's own outputs
-            logger.warning("MLflow tracking: %s failed: %s", call.__name__, error)
-
-    def close(self) -> None:
-        """Nothing is pending: every call has run."""
+            path = Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+        except Exception:
+            return None
+    path = path.resolve()
+    return path if path.exists() else None
 
 
 class TrackingHook:
-    """kedro-mlflow's hook, where tracking is on, plus the project's own logging."""
+    """Starts a tracked run's logging process and sends it what the run produced."""
 
     def __init__(self) -> None:
-        self._mlflow_hook: Any = None
-        self._context: Any = None
+        self._enabled = False
         self._conf: dict = {}
-        self._calls: _Calls | None = None
-        self._started: datetime | None = None
-        self._models: dict[str, str] = {}
-        self._charts: dict[str, Any] = {}
-        self._logged_params: set[str] = set()
+        self._project_path = Path.cwd()
+        self._process: LoggingProcess | None = None
+        self._owner_pid = 0
+        self._sent: set[str] = set()
+        self._catalog: Any = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._context = None
-        enabled, conf = tracking_settings(context)
-        if enabled:
-            from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
-
-            self._context, self._conf = context, absolute_uris(conf, Path(context.project_path))
-            # What `kedro mlflow ui` reads (store URI, host, port); MLflow itself is set up
-            # at the first tracked run.
-            context.__setattr__("mlflow", KedroMlflowConfig.model_validate(self._conf))
+        self._enabled, conf = tracking_settings(context)
+        if not self._enabled:
+            return
+        self._project_path = Path(context.project_path)
+        self._conf = absolute_uris(conf, self._project_path)
+        _configure_ui(context, self._conf)
 
     def _tracks(self, run_params: dict) -> bool:
         names = run_params.get("pipeline_names") or ["__default__"]
-        untracked = self._conf.get("tracking", {}).get("disable_tracking", {}).get("pipelines")
-        return not all(name in (untracked or []) for name in names)
+        tracking = self._conf.get("tracking") or {}
+        untracked = (tracking.get("disable_tracking") or {}).get("pipelines") or []
+        return not all(name in untracked for name in names)
+
+    def _active(self) -> LoggingProcess | None:
+        """The run's logging process, in the process that started it only (a runner's
+        worker process may be a fork of this one)."""
+        return self._process if os.getpid() == self._owner_pid else None
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
         # Untracked pipelines (ingestion, data processing) never set MLflow up: no store.
-        if self._context is None or not self._tracks(run_params):
+        self._process, self._sent = None, set()
+        if not self._enabled or not self._tracks(run_params):
             return
-        # Optuna stamps trials in local time: so does this, to pick this run's trials.
-        self._started = datetime.now()
-        self._models, self._charts, self._logged_params = {}, {}, set()
-        self._mlflow_hook = None  # the previous run's, if any: never rejoin it
         run_info = catalog.load("run_info") if "run_info" in catalog else {}
-        self._calls = _Calls(self)
-        self._calls.submit(self._begin, run_params, pipeline, catalog, run_info)
-
-    def _begin(self, run_params: dict, pipeline: Any, catalog: Any, run_info: dict) -> None:
-        import mlflow
-        from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
-
         uri = self._conf["server"]["mlflow_tracking_uri"]
         if uri.startswith(SQLITE_PREFIX):
             Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
-        # kedro-mlflow reads config_loader["mlflow"]: it gets the file without our key.
-        self._context.config_loader["mlflow"] = self._conf
-        self._mlflow_hook = MlflowHook()
-        self._mlflow_hook.after_context_created(self._context)
-        self._mlflow_hook.before_pipeline_run(run_params, pipeline, catalog)
-        mlflow.set_tags(
-            {"git_commit": run_info.get("git_commit"), "ml_lstm_run_id": run_info.get("run_id")}
+        self._owner_pid, self._catalog = os.getpid(), catalog
+        self._process = LoggingProcess.start(
+            begin_message(self._conf, self._project_path, run_params, run_info)
         )
+        try:
+            params = pipeline_params(pipeline, catalog, self._conf)
+            self._process.send({"op": "params", "params": params})
+        except Exception as error:  # tracking must never fail the run
+            logger.warning("MLflow tracking: the parameters could not be read: %s", error)
 
     @hook_impl
-    def before_node_run(self, node: Any, catalog: Any, inputs: dict, is_async: bool) -> None:
-        """Logs the node's parameters not logged yet, in one batch. (kedro-mlflow's own
-        before_node_run logs every parameter of every node one by one: one SQLite commit
-        each, about 4 s on a modelling run.)"""
-        if self._calls is None:
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        """Sends a file as soon as it is saved here, so it is logged while nodes still run."""
+        process = self._active()
+        if process is None or dataset_name in self._sent:
             return
-        params = {
-            name[len("params:") :]: value
-            for name, value in inputs.items()
-            if name.startswith("params:")
-        }
-        if params:
-            self._calls.submit(self._log_params, params)
+        self._send_dataset(process, dataset_name, self._catalog)
 
-    def _log_params(self, params: dict) -> None:
-        import mlflow
-        from kedro_mlflow.framework.hooks.utils import _flatten_dict
-        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-
-        hook = self._mlflow_hook
-        if hook.flatten:
-            params = _flatten_dict(params, recursive=hook.recursive, sep=hook.sep)
-        fresh = {
-            hook.sanitize_param_name(name): str(value)[:MAX_PARAM_VAL_LENGTH]
-            for name, value in params.items()
-            if name not in self._logged_params
-        }
-        if fresh:
-            mlflow.log_params(fresh)
-            self._logged_params.update(params)
-
-    @hook_impl
-    def after_node_run(self, node: Any, outputs: dict, inputs: dict) -> None:
-        if self._calls is None:
-            return
-        for name, data in outputs.items():
-            instrument, _, dataset = name.rpartition(".")
-            instrument = instrument or "project"
-            if dataset == "lstm_model":
-                folder = Path(tempfile.mkdtemp(prefix="ml_lstm_mlflow_"))
-                data.save(folder / "lstm_model.keras")
-                self._calls.submit(self._log_model, instrument, folder)
-            elif _is_chart(data):
-                self._charts[name] = data
-            else:
-                self._calls.submit(self._log_output, instrument, dataset, data)
+    def _send_dataset(self, process: LoggingProcess, name: str, catalog: Any) -> None:
+        message = dataset_message(name, catalog)
+        if message is not None:
+            process.send(message)
+            self._sent.add(name)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
-        if self._calls is not None:
-            for name, figure in self._charts.items():
-                self._calls.submit(_log_chart, name, figure, _saved_path(catalog, name))
-            self._calls.submit(self._finish, "after_pipeline_run", run_params, pipeline, catalog)
-            self._close()
+        process = self._active()
+        if process is None:
+            return
+        # What nodes saved in other processes (ParallelRunner, Dask workers).
+        for name in sorted(pipeline.all_outputs() - self._sent):
+            self._send_dataset(process, name, catalog)
+        self._end(process, "FINISHED")
 
     @hook_impl
     def on_pipeline_error(
         self, error: Exception, run_params: dict, pipeline: Any, catalog: Any
     ) -> None:
-        if self._calls is not None:
-            self._calls.submit(
-                self._finish, "on_pipeline_error", error, run_params, pipeline, catalog
-            )
-            self._close()
+        process = self._active()
+        if process is not None:
+            process.send({"op": "tags", "tags": {"error": f"{type(error).__name__}: {error}"}})
+            self._end(process, "FAILED")
 
-    def rejoin_run(self) -> None:
-        """Makes this run the active one in the calling thread (a runner's worker thread
-        has none of its own), once it has started."""
-        run_id = getattr(self._mlflow_hook, "run_id", None)
-        if run_id is None:
-            return
-        import mlflow
-
-        if mlflow.active_run() is None:
-            mlflow.start_run(run_id=run_id, nested=True)
-
-    def _finish(self, hook_name: str, *args: Any) -> None:
-        """kedro-mlflow's end of run, then the run ended however often it was re-entered
-        (with MLflow 3 kedro-mlflow leaves it active, and the next session in the same
-        process would log into it)."""
-        import mlflow
-
-        getattr(self._mlflow_hook, hook_name)(*args)
-        run_id = self._mlflow_hook.run_id
-        while (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
-            mlflow.end_run()
-
-    def _close(self) -> None:
-        calls, self._calls = self._calls, None
-        calls.close()
-        self._mlflow_hook = None
-
-    def _log_output(self, instrument: str, dataset: str, data: Any) -> None:
-        import mlflow
-
-        if dataset == "metrics" and isinstance(data, dict):
-            mlflow.log_metrics(_flat_metrics(data, instrument))
-        elif dataset == "model_manifest":
-            mlflow.log_dict(data, f"{instrument}/manifest.json")
-            data_range = data.get("data_range", {})
-            mlflow.set_tags(
-                {
-                    f"{instrument}.git_commit": data.get("git_commit"),
-                    f"{instrument}.data_first": data_range.get("first"),
-                    f"{instrument}.data_last": data_range.get("last"),
-                    f"{instrument}.data_rows": data_range.get("rows"),
-                    f"{instrument}.model_version": data.get("version"),
-                }
-            )
-        elif dataset == "promotion" and isinstance(data, dict):
-            if data.get("promoted"):
-                self._mirror_champion(instrument, data["challenger"])
-        elif dataset == "tuning_trials":
-            self._log_trials(instrument, data)
-        elif dataset == "tuning_summary":
-            mlflow.log_dict(data, f"{instrument}/tuning.json")
-            mlflow.log_metrics(_tuning_metrics(data, instrument))
-
-    def _log_model(self, instrument: str, folder: Path) -> None:
-        import mlflow
-
-        try:
-            mlflow.log_artifact(str(folder / "lstm_model.keras"), f"{instrument}/model")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        self._models[instrument] = f"{mlflow.get_artifact_uri()}/{instrument}/model"
-
-    def _mirror_champion(self, instrument: str, version: str) -> None:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        source = self._models.get(instrument)
-        if source is None:
-            return
-        client, name = MlflowClient(), registered_model_name(instrument)
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
-            client.create_registered_model(
-                name, description="Mirror of ml_lstm's registry: champion.json is the truth."
-            )
-        model_version = client.create_model_version(
-            name, source, run_id=self._mlflow_hook.run_id, tags={"ml_lstm_version": version}
-        )
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, model_version.version)
-        logger.info(
-            "MLflow: %s version %s is now @%s.", name, model_version.version, CHAMPION_ALIAS
-        )
-
-    def _log_trials(self, instrument: str, trials: Any) -> None:
-        import mlflow
-
-        started = self._started.isoformat() if self._started else ""
-        new = trials[trials["started"].fillna("").astype(str) >= started]
-        for row in new.to_dict("records"):
-            with mlflow.start_run(run_name=f"{instrument}.trial_{row['number']}", nested=True):
-                mlflow.log_params(
-                    {
-                        key.removeprefix("param."): value
-                        for key, value in row.items()
-                        if key.startswith("param.")
-                    }
-                )
-                mlflow.set_tags(
-                    {
-                        "instrument": instrument,
-                        "state": row["state"],
-                        "trial": row["number"],
-                        "seed": row["seed"],
-                    }
-                )
-                values = {
-                    key: row[key]
-                    for key in ("relative_mae", "relative_mae_std", "dm_p_value", "seconds")
-                    if isinstance(row.get(key), int | float) and math.isfinite(row[key])
-                }
-                mlflow.log_metrics({key: float(value) for key, value in values.items()})
+    def _end(self, process: LoggingProcess, status: str) -> None:
+        self._process, self._catalog = None, None
+        process.finish(status, WAIT_SECONDS)
 
 
-def _tuning_metrics(summary: dict, instrument: str) -> dict[str, float]:
-    best = summary["best"]
-    metrics = {
-        f"{instrument}.tuning.best_relative_mae": best["relative_mae"],
-        f"{instrument}.tuning.best_relative_mae_std": best["relative_mae_std"],
-        f"{instrument}.tuning.best_dm_p_value": best["dm_p_value"],
-    }
-    test = summary.get("test_split", {}).get("metrics", {})
-    metrics.update(_flat_metrics(test, f"{instrument}.tuning.test"))
-    return metrics
-
-
-def _import_store() -> None:
-    import mlflow.store.tracking.sqlalchemy_store
-    import mlflow.tracking.fluent  # noqa: F401
-
-
-def _is_chart(data: Any) -> bool:
-    """A matplotlib or plotly figure, or a dict of them (one dataset saving several PNGs)."""
-    values = list(data.values()) if isinstance(data, dict) and data else [data]
-    return all(type(value).__module__.startswith(("matplotlib", "plotly")) for value in values)
-
-
-def _saved_path(catalog: Any, name: str) -> Path | None:
-    """Where the catalog saved a chart dataset (a file, or a folder of PNGs), if on disk."""
+def _configure_ui(context: Any, conf: dict) -> None:
+    """`context.mlflow`: what `kedro mlflow ui` reads (store URI, host, port), where
+    kedro-mlflow is installed. Tracking itself does not need kedro-mlflow."""
     try:
-        filepath = getattr(catalog.get(name), "_filepath", None)
-    except Exception:
-        return None
-    path = Path(str(filepath)) if filepath else None
-    return path if path is not None and path.exists() else None
-
-
-def _log_chart(name: str, data: Any, saved: Path | None) -> None:
-    """Logs a chart under `<instrument>/charts/`: the file the catalog saved (a copy, no
-    rendering), else the figure itself (matplotlib as PNG, plotly as JSON)."""
-    import mlflow
-
-    instrument, _, dataset = name.rpartition(".")
-    folder = f"{instrument or 'project'}/charts"
-    if saved is not None:
-        if saved.is_dir():
-            mlflow.log_artifacts(str(saved), f"{folder}/{dataset}")
-        else:
-            mlflow.log_artifact(str(saved), folder)
+        from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+    except ImportError:
         return
-    figures = data if isinstance(data, dict) else {dataset: data}
-    for key, figure in figures.items():
-        stem = str(key).removesuffix(".png")
-        if type(figure).__module__.startswith("matplotlib"):
-            mlflow.log_figure(figure, f"{folder}/{stem}.png")
-        else:
-            mlflow.log_text(figure.to_json(), f"{folder}/{stem}.json")
+    context.__setattr__("mlflow", KedroMlflowConfig.model_validate(conf))
