@@ -72,12 +72,12 @@ def backfill_from_simulator(concurrency: int, separate_process: bool = False) ->
 
 
 def import_csv(path: str) -> None:
-    from ml_lstm.pipelines.ingestion.csv_bars import PRESETS, read_bars_csv
-    from ml_lstm.pipelines.ingestion.file_sources import split_by_session
+    """What a `csv` source does with the file: read, parse, check and split it by session."""
+    from ml_lstm.pipelines.ingestion.csv_bars import PRESETS
+    from ml_lstm.pipelines.ingestion.file_sources import read_csv_sessions
 
-    bars = read_bars_csv(path, PRESETS["plain"])
-    sessions = split_by_session(bars, NVDA, path)
-    assert sum(len(frame) for frame in sessions.values()) == len(bars)
+    sessions = read_csv_sessions(path, PRESETS["plain"], NVDA)
+    assert sum(len(frame) for frame in sessions.values()) == CSV_ROWS  # every row in a session
 
 
 def bare_read_csv(path: str) -> None:

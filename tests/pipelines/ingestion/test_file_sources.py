@@ -399,3 +399,81 @@ def test_refetch_must_be_true_or_false(tmp_path):
     parameters = ingestion_parameters(source="csv", csv_path=str(path), refetch="yes")
     with pytest.raises(ValueError, match=r"ingestion\.refetch must be true or false"):
         run_ingestion(tmp_path, parameters)
+
+
+# Well-formed in every way the fast reader needs, but not trivially: offsets other than Z,
+# rows out of time order, quoted fields, an extra column, a blank line, bar-end stamps.
+WELL_FORMED = (
+    "timestamp,open,high,low,close,volume,note\n"
+    "2024-01-02T09:31:00-05:00,48.1,48.3,48.0,48.2,1200,a\n"
+    '"2024-01-02T14:33:00Z",48.2,48.4,48.1,"48.3",800.5,b\n'
+    "\n"
+    "2024-01-02T14:32:00.000Z,48.3,48.5,48.2,48.4,0,c\n"
+    "2024-01-03T14:31:00+00:00,47.0,47.5,46.9,47.4,500,d\n"
+)
+
+
+def test_the_fast_reader_reads_a_well_formed_file_as_the_checking_reader_does(tmp_path):
+    from ml_lstm.pipelines.ingestion.csv_arrow import read_well_formed
+
+    fmt = PRESETS["plain"].with_overrides({"stamps": "end"})
+    plain = tmp_path / "bars.csv"
+    plain.write_text(WELL_FORMED)
+    # A compressed copy is read by the checking reader (the fast one reads plain text).
+    packed = tmp_path / "bars.csv.gz"
+    packed.write_bytes(gzip.compress(WELL_FORMED.encode()))
+
+    assert read_well_formed(plain, fmt) is not None
+    fast, checked = read_bars_csv(plain, fmt), read_bars_csv(packed, fmt)
+
+    pd.testing.assert_frame_equal(fast, checked, check_exact=True)
+    assert str(fast["timestamp"].dt.tz) == "UTC"
+    assert fast["timestamp"].iloc[0] == pd.Timestamp("2024-01-02 14:30", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("2024-01-02T14:31:00Z,1,2,0.5,NaN,10", r"line 4: field 'close' is 'NaN'"),
+        ("2024-01-02T14:31:00Z,1,2,0.5,,10", r"line 4: field 'close' is ''"),
+        ("2024-01-02T14:31:00Z,1,2,0.5,1,1x0", r"line 4: field 'volume' is '1x0'"),
+    ],
+)
+def test_what_pyarrow_would_read_or_refuse_is_named_by_line(tmp_path, row, message):
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n2024-01-02T14:30:00Z,1,2,0.5,1,10\n\n" + row + "\n"
+    )
+    with pytest.raises(ValueError, match=message) as raised:
+        read_bars_csv(path, PRESETS["plain"])
+    assert str(path) in str(raised.value)
+
+
+def test_session_frames_are_independent_of_each_other_and_of_the_bars(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text(FILES["plain"][0])
+    bars = read_bars_csv(path, PRESETS["plain"])
+    before = bars.copy()
+
+    sessions = split_by_session(bars, NVDA, path)
+    first = sessions["2024-01-02"]
+    first.loc[0, "close"] = -1.0
+    first["volume"] = 0.0
+
+    pd.testing.assert_frame_equal(bars, before)
+    assert sessions["2024-01-03"]["close"].tolist() == [47.4]
+    assert sessions["2024-01-03"].index.tolist() == [0]
+    assert first.index.tolist() == [0, 1]
+
+
+def test_bars_out_of_time_order_are_all_split_into_their_sessions(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text(FILES["plain"][0])
+    bars = read_bars_csv(path, PRESETS["plain"])
+
+    # Jan 2 14:30, Jan 3, Jan 2 13:00 (pre-market), Jan 2 14:31: Jan 2 in two runs of rows.
+    shuffled = split_by_session(bars.iloc[[1, 3, 0, 2]].reset_index(drop=True), NVDA, path)
+
+    assert shuffled["2024-01-03"]["close"].tolist() == [47.4]
+    assert shuffled["2024-01-02"]["close"].tolist() == [48.2, 48.3]
+    assert shuffled["2024-01-02"].index.tolist() == [0, 1]

@@ -7,6 +7,8 @@ column order, offsets in the time stamps) and the plain raw layout
 (`timestamp,open,high,low,close,volume`). Any piece of a preset can be overridden from
 `ingestion.csv`. Compressed files (gzip, bz2, xz, zip) are read as they are. Bad files fail
 with an error naming the file, the line (as an editor numbers it) and the field.
+Well-formed plain files are read by pyarrow (`csv_arrow`); the rest, and every file with a
+problem, by the checking reader here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+
+from .csv_arrow import read_well_formed
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +99,12 @@ def csv_format(ingestion: dict, instrument: dict) -> CsvFormat:
 def read_bars_csv(path: str | Path, fmt: CsvFormat) -> pd.DataFrame:
     """Minute bars of a CSV file: tz-aware UTC bar-start `timestamp` and OHLCV, sorted."""
     path = Path(path)
-    frame = _read_table(path, fmt, _compression_of_text_file(path))
+    compression = _compression_of_text_file(path)
+    if compression is None:
+        bars = read_well_formed(path, fmt)
+        if bars is not None:
+            return bars
+    frame = _read_table(path, fmt, compression)
     columns = _select_columns(path, frame, fmt)
     if "timestamp" in columns:
         text = columns["timestamp"].astype(str)

@@ -5,17 +5,21 @@ error naming the file, the row and the field.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
-from ml_lstm.calendars import instrument_sessions, session_of
+from ml_lstm.calendars import get_calendar, instrument_sessions, session_of
 
-from .csv_bars import csv_format, has_offsets, read_bars_csv
+from .csv_bars import CsvFormat, csv_format, has_offsets, read_bars_csv
 
 logger = logging.getLogger(__name__)
 
@@ -122,20 +126,63 @@ def split_by_session(bars: pd.DataFrame, instrument: dict, source: object) -> di
             instrument["calendar"],
             bars["timestamp"][outside].iloc[0].isoformat(),
         )
-    labels = sessions.index.strftime("%Y-%m-%d").to_numpy()[position[~outside]]
-    inside = bars.loc[~outside]
-    return {
-        label: group.reset_index(drop=True) for label, group in inside.groupby(labels, sort=True)
-    }
+    labels = sessions.index.strftime("%Y-%m-%d").to_numpy()
+    if outside.any():
+        bars, position = bars.loc[~outside], position[~outside]
+    if (np.diff(position) < 0).any():  # bars out of time order: gather each session's rows
+        return {
+            label: group.reset_index(drop=True)
+            for label, group in bars.groupby(labels[position], sort=True)
+        }
+    return _session_runs(bars, position, labels)
+
+
+def _session_runs(bars: pd.DataFrame, position: np.ndarray, labels: np.ndarray) -> dict:
+    """Bars in time order: each session is one run of rows, taken as a slice (no copy)."""
+    starts = np.flatnonzero(np.diff(position, prepend=-1)).tolist()
+    ends = [*starts[1:], len(position)]
+    sessions = {}
+    with _collector_paused():
+        for start, end in zip(starts, ends, strict=True):
+            frame = bars.iloc[start:end]
+            frame.index = pd.RangeIndex(end - start)
+            sessions[labels[position[start]]] = frame
+    return sessions
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Thousands of small frames are made in a row, and none of them is cyclic garbage; the
+    cyclic collector's passes, each over every object of the process, cost more than the
+    slicing itself (0.3 s instead of 0.08 s for 2,500 sessions)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_csv_sessions(path: str | Path, fmt: CsvFormat, instrument: dict) -> dict:
+    """A CSV file's bars as {session: bars}.
+
+    The instrument's calendar (a few tenths of a second to build, once per process) is
+    built in a thread while the file is read: pyarrow's reader leaves the interpreter free.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="calendar") as pool:
+        calendar = pool.submit(get_calendar, instrument["calendar"])
+        bars = read_bars_csv(path, fmt)
+        calendar.result()
+    return split_by_session(bars, instrument, path)
 
 
 def read_file_sessions(source: str, ingestion: dict, instrument: dict) -> dict:
     """All sessions of the configured file, as {session: bars}."""
     path = file_path(source, ingestion, instrument)
     if source == "csv":
-        bars = read_bars_csv(path, csv_format(ingestion, instrument))
-    else:
-        bars = read_ticks_sqlite(path, ingestion.get("sqlite") or {})
+        return read_csv_sessions(path, csv_format(ingestion, instrument), instrument)
+    bars = read_ticks_sqlite(path, ingestion.get("sqlite") or {})
     return split_by_session(bars, instrument, path)
 
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
 from ml_lstm.calendars import instrument_sessions
-from ml_lstm.ib_client import HistoricalBarsClient
-from ml_lstm.ib_connection import ConnectionSettings, RequestSettings
+
+if TYPE_CHECKING:
+    # Imported where they are used: a file or synthetic run needs no ib_insync.
+    from ml_lstm.ib_client import HistoricalBarsClient
+    from ml_lstm.ib_connection import ConnectionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ def fetch_sessions(
     elif source == "simulator":
         yield from _simulator(windows, instrument, ingestion, batch_size, now)
     else:
+        from ml_lstm.ib_connection import ConnectionSettings
+
         client = _client(instrument, ingestion, ConnectionSettings.resolve(connection), now)
         yield from client.fetch(windows, batch_size)
 
@@ -87,6 +93,9 @@ def fetch_sessions(
 def _client(
     instrument: dict, ingestion: dict, connection: ConnectionSettings, now: pd.Timestamp
 ) -> HistoricalBarsClient:
+    from ml_lstm.ib_client import HistoricalBarsClient
+    from ml_lstm.ib_connection import RequestSettings
+
     use_rth = ingestion.get("use_rth")
     return HistoricalBarsClient(
         instrument,
@@ -104,6 +113,8 @@ def _simulator(
     batch_size: int,
     now: pd.Timestamp,
 ) -> Iterator[list[SessionResult]]:
+    from ml_lstm.ib_connection import ConnectionSettings
+
     running = ingestion.get("running_simulator")
     if running:
         # A simulator already serving this process (kedro live's): its market, its clock.
