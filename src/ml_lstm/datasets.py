@@ -29,6 +29,7 @@ from ml_lstm.atomic_files import (
     remove_stale_temporaries,
     write_text_atomically,
 )
+from ml_lstm.csv_text import csv_text
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ class AtomicCSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return pd.read_csv(self._filepath, **self._load_args)
 
     def save(self, data: pd.DataFrame) -> None:
-        write_text_atomically(self._filepath, data.to_csv(**self._save_args))
+        # The same text as to_csv, built faster where csv_text can promise that.
+        text = csv_text(data, self._save_args)
+        write_text_atomically(
+            self._filepath, data.to_csv(**self._save_args) if text is None else text
+        )
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

@@ -14,6 +14,7 @@ from data_processing_support import (
 )
 from kedro.io import DatasetError
 
+from ml_lstm.bar_checks import check_rows
 from ml_lstm.pipelines.data_processing.nodes import (
     accept_minute_bars,
     validate_minute_bars,
@@ -183,3 +184,44 @@ def test_session_files_are_read_in_session_order_with_their_lines():
         == ["2024-03-04.csv"] * 3 + ["2024-03-05.csv"] * 3
     )
     assert combined["source_line"].tolist() == [2, 3, 4, 2, 3, 4]
+
+
+TIMESTAMP_TEXTS = [
+    "2024-03-05T14:30:00Z",
+    "2024-02-29T14:30:00Z",
+    "2023-02-29T14:30:00Z",
+    "2024-04-31T14:30:00Z",
+    "2024-13-05T14:30:00Z",
+    "2024-00-05T14:30:00Z",
+    "2024-03-00T14:30:00Z",
+    "2024-03-05T24:00:00Z",
+    "2024-03-05T14:60:00Z",
+    "2024-03-05T14:30:60Z",
+    "2024-03-05T14:30:30Z",
+    "2024-03-05 14:30:00Z",
+    "2024-03-05T14:30:00z",
+    "2024-03-05T14:30:00",
+    "2024-03-05T14:30:00+00:00",
+    "2024-03-05T09:30:00-05:00",
+    "2024-03-05T14:30Z",
+    "2024-03-05T14:30:00.000Z",
+    "x024-03-05T14:30:00Z",
+    "1899-12-31T23:59:00Z",
+    "2262-05-01T00:00:00Z",
+    "",
+    None,
+]
+
+
+def test_timestamps_in_ingestions_form_are_read_as_any_iso_text_is():
+    # Text columns (as read from CSV) take a fast path for YYYY-MM-DDTHH:MM:SSZ; the same
+    # values as Python objects take the general parser: both must judge every row alike.
+    raw = pd.DataFrame({"timestamp": TIMESTAMP_TEXTS * 3})
+    for column in ("open", "high", "low", "close", "volume"):
+        raw[column] = 1.0
+    fast = check_rows(raw.astype({"timestamp": "str"}))
+    general = check_rows(raw.astype({"timestamp": object}))
+    assert fast.reason.tolist() == general.reason.tolist()
+    assert fast.timestamp_ns.tolist() == general.timestamp_ns.tolist()
+    # Valid, duplicate (the same minute again), bad, naive and not on a whole minute.
+    assert set(fast.reason.tolist()) == {0, 1, 2, 3, 11}

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from ml_lstm.bar_checks import Reason, check_rows, rejected_rows, valid_rows
-from ml_lstm.calendars import instrument_sessions, session_of, utc, utc_nanoseconds
+from ml_lstm.calendars import MINUTE_NS, instrument_sessions, session_of, utc, utc_nanoseconds
 
 from .charts import gap_calendar_plot, gap_chart
 from .features import calendar_columns, indicators_by_stretch
@@ -86,7 +86,7 @@ def _outside_sessions(valid: pd.DataFrame, instrument: dict) -> np.ndarray:
 
 def _unfinished(valid: pd.DataFrame, now: pd.Timestamp, instrument: dict) -> np.ndarray:
     """Which bars had not finished at `now`, the run's start (a session in progress)."""
-    unfinished = (valid["timestamp"] + pd.Timedelta(minutes=1) > now).to_numpy()
+    unfinished = utc_nanoseconds(valid["timestamp"]) > now.value - MINUTE_NS
     if unfinished.any():
         logger.info(
             "%s: left out %d minute bars not finished at the run's start (%s)",
