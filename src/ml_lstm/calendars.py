@@ -30,7 +30,7 @@ pre-market from 04:00 and after-hours until 20:00 New York time; on early-close 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time
+from datetime import UTC, time
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -237,6 +237,8 @@ def utc(value: Any) -> Any:
     The one place where the project coerces times to UTC.
     """
     if isinstance(value, pd.Series | pd.Index):
+        if isinstance(value, pd.Series) and getattr(value.dtype, "tz", None) is UTC:
+            return value.copy(deep=False)  # already UTC: what pd.to_datetime would return
         if value.dtype == object or pd.api.types.is_string_dtype(value.dtype):
             return pd.to_datetime(value, utc=True, format="ISO8601")
         return pd.to_datetime(value, utc=True)
@@ -266,11 +268,15 @@ def from_utc_nanoseconds(values: np.ndarray) -> pd.DatetimeIndex:
 
 def session_of(timestamps: pd.Series, sessions: pd.DataFrame) -> np.ndarray:
     """Position in `sessions` of the session holding each timestamp, or -1 if none does."""
+    return session_positions(utc_nanoseconds(timestamps), sessions)
+
+
+def session_positions(times_ns: np.ndarray, sessions: pd.DataFrame) -> np.ndarray:
+    """`session_of` for int64 UTC nanoseconds."""
     opens = utc_nanoseconds(sessions["open"])
     closes = utc_nanoseconds(sessions["close"])
-    values = utc_nanoseconds(timestamps)
-    position = np.searchsorted(opens, values, side="right") - 1
-    inside = (position >= 0) & (values < closes[np.clip(position, 0, None)])
+    position = np.searchsorted(opens, times_ns, side="right") - 1
+    inside = (position >= 0) & (times_ns < closes[np.clip(position, 0, None)])
     return np.where(inside, position, -1)
 
 

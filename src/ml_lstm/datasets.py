@@ -178,8 +178,9 @@ class SessionTableDataset(AbstractDataset[None, pd.DataFrame]):
     def _parse_group(header: bytes, members: list[tuple[int, bytes]]) -> pd.DataFrame:
         # Blank lines would be skipped by the parser and shift the line numbers; such
         # (rare) files are parsed on their own with their line numbers kept.
-        plain = [(code, body) for code, body in members if b"\n\n" not in body]
-        odd = [(code, body) for code, body in members if b"\n\n" in body]
+        blank = [b"\n\n" in body for _, body in members]  # one scan of each body
+        plain = [member for member, gap in zip(members, blank, strict=True) if not gap]
+        odd = [member for member, gap in zip(members, blank, strict=True) if gap]
         frames = []
         if plain:
             counts = np.array([body.count(b"\n") for _, body in plain], dtype="int64")

@@ -8,6 +8,8 @@ close; Wilder's RSI averages are seeded with the simple mean of the first `rsi_w
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -73,12 +75,16 @@ def indicators_by_stretch(
     """`bars` with their price indicators, each stretch computed on its own and without its
     warm-up rows; the rows dropped in all and the warm-up rows per stretch."""
     tables, dropped, warm_up = [], 0, 0
-    for _, part in bars.groupby(stretch, sort=True):
+    # `stretch` never decreases: each stretch is a run of rows (no groupby, whose set-up
+    # costs more than the live loop's few hundred bars).
+    bounds = [0, *(np.flatnonzero(np.diff(stretch)) + 1).tolist(), len(bars)]
+    for start, end in itertools.pairwise(bounds):
+        part = bars.iloc[start:end]
         indicators, warm_up = indicator_columns(part["close"], settings)
         table = pd.concat([part, pd.DataFrame(indicators, index=part.index)], axis=1)
         tables.append(table.iloc[warm_up:])
         dropped += min(warm_up, len(part))
-    features = pd.concat(tables)
+    features = pd.concat(tables) if len(tables) > 1 else tables[0]
     if features.empty:
         raise ValueError(
             f"All {len(bars)} session bars are warm-up rows (each stretch needs more than "
@@ -91,13 +97,14 @@ def calendar_columns(
     bar_start: pd.Series,
     session_open: pd.Series,
     session_close: pd.Series,
-    session: pd.Series,
+    session_day: pd.Series,
     settings: dict,
 ) -> dict[str, pd.Series]:
     """Position of the bar in its session and day of week of the session, as sin/cos pairs.
 
     Position is the share of the session elapsed at the bar's start (0 at the open); day of
     week uses a 7-day cycle (Monday 0), so Friday to Monday is three days apart.
+    `session_day` is the session's date (datetime64).
     """
     include = set(settings.get("include", FEATURE_FAMILIES))
     columns: dict[str, pd.Series] = {}
@@ -106,7 +113,7 @@ def calendar_columns(
         columns["session_position_sin"] = np.sin(2 * np.pi * elapsed)
         columns["session_position_cos"] = np.cos(2 * np.pi * elapsed)
     if "day_of_week" in include:
-        weekday = pd.to_datetime(session, format="%Y-%m-%d").dt.day_of_week
+        weekday = session_day.dt.day_of_week
         columns["day_of_week_sin"] = np.sin(2 * np.pi * weekday / 7)
         columns["day_of_week_cos"] = np.cos(2 * np.pi * weekday / 7)
     return columns
@@ -127,18 +134,22 @@ def wilder_rsi(close: pd.Series, window: int) -> pd.Series:
     move.
     """
     change = close.diff()
-    gain = wilder_average(change.clip(lower=0), window)
-    loss = wilder_average((-change).clip(lower=0), window)
+    gain = wilder_average(change.clip(lower=0), window).to_numpy()
+    loss = wilder_average((-change).clip(lower=0), window).to_numpy()
+    # numpy on the arrays: the same element-wise operations as on Series, without their
+    # per-operation overhead.
     total = gain + loss
-    rsi = 100 * gain / total.where(total > 0)
-    return rsi.where(total > 0, 50.0).where(gain.notna())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rsi = 100 * gain / np.where(total > 0, total, np.nan)
+    rsi = np.where(total > 0, rsi, 50.0)
+    return pd.Series(np.where(np.isnan(gain), np.nan, rsi), index=close.index)
 
 
 def wilder_average(values: pd.Series, window: int) -> pd.Series:
     """Wilder's smoothing of `values` (whose first row is empty, as after a diff): the simple
     mean of rows 1..window at row `window`, then a recursive average with alpha 1/window."""
-    seeded = pd.Series(np.nan, index=values.index)
+    seeded = np.full(len(values), np.nan)
     if len(values) > window:
-        seeded.iloc[window] = values.iloc[1 : window + 1].mean()
-        seeded.iloc[window + 1 :] = values.iloc[window + 1 :].to_numpy()
-    return seeded.ewm(alpha=1 / window, adjust=False).mean()
+        seeded[window] = values.iloc[1 : window + 1].mean()
+        seeded[window + 1 :] = values.to_numpy()[window + 1 :]
+    return pd.Series(seeded, index=values.index).ewm(alpha=1 / window, adjust=False).mean()

@@ -12,7 +12,16 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from ml_lstm.bar_checks import Reason, check_rows, rejected_rows, valid_rows
-from ml_lstm.calendars import MINUTE_NS, instrument_sessions, session_of, utc, utc_nanoseconds
+from ml_lstm.calendars import (
+    MINUTE_NS,
+    bar_step_ns,
+    from_utc_nanoseconds,
+    instrument_sessions,
+    session_of,
+    session_positions,
+    utc,
+    utc_nanoseconds,
+)
 
 from .charts import gap_calendar_plot, gap_chart
 from .features import calendar_columns, indicators_by_stretch
@@ -148,15 +157,17 @@ def list_sessions(minute_bars: pd.DataFrame, instrument: dict, run_info: dict) -
     A session still in progress when the run started ends, for gaps and bars, at that minute
     (`close`); `scheduled_close` keeps the calendar's close.
     """
-    first, last = minute_bars["timestamp"].iloc[[0, -1]]
+    ends_ns = utc_nanoseconds(minute_bars["timestamp"])[[0, -1]]
+    first, last = (pd.Timestamp(value, tz="UTC") for value in ends_ns)
     sessions = instrument_sessions(
         instrument, first - pd.Timedelta(days=3), last + pd.Timedelta(days=3)
     )
-    position = session_of(minute_bars["timestamp"].iloc[[0, -1]], sessions)
-    sessions = sessions.iloc[position[0] : position[1] + 1].copy()
-    sessions["scheduled_close"] = sessions["close"]
-    sessions["close"] = sessions["close"].clip(upper=utc(run_info["started_at"]).floor("min"))
-    return sessions
+    position = session_positions(ends_ns, sessions)
+    sessions = sessions.iloc[position[0] : position[1] + 1]
+    # On nanoseconds: Series.clip costs more than the rest of this node on one session.
+    now_ns = utc(run_info["started_at"]).floor("min").value
+    close = from_utc_nanoseconds(np.minimum(utc_nanoseconds(sessions["close"]), now_ns))
+    return sessions.assign(close=close, scheduled_close=sessions["close"])
 
 
 def locate_gaps(minute_bars: pd.DataFrame, sessions: pd.DataFrame) -> MinuteGaps:
@@ -227,15 +238,19 @@ def resample_to_session_bars(
     with the number of minutes and the share of filled minutes in each bar."""
     position = session_of(minute_bars["timestamp"], sessions)
     bars = resample_minutes(minute_bars, position, sessions, data_processing["frequency"])
+    if bars.empty:
+        return bars
     # A bar that a session in progress cuts short is not finished: it is left out until a
-    # later run has all of its minutes.
-    scheduled = sessions["scheduled_close"].to_numpy()[
-        pd.Index(pd.DatetimeIndex(sessions.index).strftime("%Y-%m-%d")).get_indexer(bars["session"])
+    # later run has all of its minutes. (Each bar's start lies in its own session.)
+    start_ns = utc_nanoseconds(bars["timestamp"])
+    scheduled_ns = utc_nanoseconds(sessions["scheduled_close"])[
+        session_of(bars["timestamp"], sessions)
     ]
-    full_end = np.minimum(bars["timestamp"] + pd.Timedelta(data_processing["frequency"]), scheduled)
-    finished = (bars["bar_end"] >= full_end).to_numpy()
-    if not finished.all():
-        logger.info("Left out %d bars not finished at the run's start", int((~finished).sum()))
+    full_end = np.minimum(start_ns + bar_step_ns(data_processing["frequency"]), scheduled_ns)
+    finished = utc_nanoseconds(bars["bar_end"]) >= full_end
+    if finished.all():
+        return bars
+    logger.info("Left out %d bars not finished at the run's start", int((~finished).sum()))
     return bars.loc[finished].reset_index(drop=True)
 
 
@@ -256,7 +271,7 @@ def add_features(
         bars["timestamp"],
         sessions["open"].iloc[calendar_position].set_axis(bars.index),
         sessions["close"].iloc[calendar_position].set_axis(bars.index),
-        bars["session"],
+        pd.Series(sessions.index[calendar_position], index=bars.index),
         settings,
     )
     features, dropped, warm_up = indicators_by_stretch(bars, stretch, settings)
