@@ -66,33 +66,39 @@ def bars_to_frame(
     Quote bars (MIDPOINT, BID, ASK) carry volume -1 at IB: they are stored with volume 0.
     Bar times without a zone are refused: their zone would be this host's, a guess.
     """
-    count = len(bars)
-    naive = next((bar.date for bar in bars if getattr(bar.date, "tzinfo", None) is None), None)
+    dates = [bar.date for bar in bars]
+    naive = next((date for date in dates if getattr(date, "tzinfo", None) is None), None)
     if naive is not None:
         raise IngestionError(
             f"{symbol} session {window.session}: TWS sent bar times without a time zone "
             f"(e.g. {naive}), as older TWS versions do with format_date 1; set "
             "ingestion.requests.format_date: 2 (epoch seconds, the default)."
         )
-    seconds = np.fromiter((bar.date.timestamp() for bar in bars), dtype="float64", count=count)
+    # One pass over the bars into one array; the frame is then built column-wise.
     values = np.array(
-        [(bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars], dtype="float64"
-    ).reshape(count, 5)
-    stamps = pd.to_datetime(np.round(seconds).astype("int64"), unit="s", utc=True).as_unit("ns")
-    inside = (stamps >= window.open) & (stamps < window.close)
-    volume = (
-        np.clip(values[inside, 4], 0, None) if what_to_show == "TRADES" else 0 * values[inside, 4]
-    )
+        [
+            (date.timestamp(), bar.open, bar.high, bar.low, bar.close, bar.volume)
+            for date, bar in zip(dates, bars, strict=True)
+        ],
+        dtype="float64",
+    ).reshape(len(dates), 6)
+    stamps_ns = np.round(values[:, 0]).astype("int64") * 1_000_000_000
+    inside = (stamps_ns >= window.open.value) & (stamps_ns < window.close.value)
+    if not inside.all():
+        values, stamps_ns = values[inside], stamps_ns[inside]
+    volume = np.clip(values[:, 5], 0, None) if what_to_show == "TRADES" else 0 * values[:, 5]
     frame = pd.DataFrame(
         {
-            "timestamp": stamps[inside],
-            "open": values[inside, 0],
-            "high": values[inside, 1],
-            "low": values[inside, 2],
-            "close": values[inside, 3],
+            # Epoch nanoseconds viewed as UTC times (pd.to_datetime converts one by one).
+            "timestamp": pd.DatetimeIndex(stamps_ns.view("datetime64[ns]")).tz_localize("UTC"),
+            "open": values[:, 1],
+            "high": values[:, 2],
+            "low": values[:, 3],
+            "close": values[:, 4],
             "volume": volume.astype("int64") if (volume == np.round(volume)).all() else volume,
         }
     )
-    if not (np.diff(seconds[inside]) > 0).all():
+    if not (np.diff(stamps_ns) > 0).all():
         frame = frame.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
-    return frame.reset_index(drop=True)
+        return frame.reset_index(drop=True)
+    return frame

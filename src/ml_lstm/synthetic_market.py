@@ -81,6 +81,11 @@ class SyntheticMarket:
         log_closes = np.log(self.profile.start_price) + np.cumsum(daily_mu + daily_sigma * shocks)
         return pd.Series(np.exp(log_closes), index=self._sessions.index)
 
+    @property
+    def schedule(self) -> pd.DataFrame:
+        """Every session the market trades (from EPOCH on): label, UTC open and close."""
+        return self._sessions
+
     def sessions(self, start: str | date, end: str | date) -> list[pd.Timestamp]:
         """Session labels between two dates (inclusive) that this market trades."""
         index = self._sessions.index

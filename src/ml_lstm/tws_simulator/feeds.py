@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import get_calendar, trading_sessions, utc
+from ml_lstm.calendars import get_calendar, trading_sessions, utc, utc_nanoseconds
 from ml_lstm.ib_data import build_contract
 from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 
@@ -44,15 +45,35 @@ class SyntheticFeed:
         self._session_bars = lru_cache(maxsize=512)(market.session_bars)
 
     def bars_between(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        sessions = trading_sessions(
-            self.calendar, start - pd.Timedelta(days=1), end + pd.Timedelta(days=1)
-        )
-        overlapping = sessions[(sessions["close"] > start) & (sessions["open"] < end)]
-        frames = [self._session_bars(label) for label in overlapping.index]
+        frames = [self._session_bars(label) for label in self._overlapping(start, end)]
         if not frames:
             return pd.DataFrame(columns=BAR_COLUMNS)
-        bars = pd.concat(frames, ignore_index=True)
-        return bars[(bars["timestamp"] >= start) & (bars["timestamp"] < end)]
+        bars = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        stamps = bars["timestamp"]
+        if len(bars) and stamps.iloc[0] >= start and stamps.iloc[-1] < end:
+            # A whole session (a backfill's request): its cached bars, as a new frame.
+            return bars.copy(deep=False)
+        return bars[(stamps >= start) & (stamps < end)]
+
+    def _overlapping(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Index:
+        """Labels of the sessions with bars between start and end, looked up in the market's
+        schedule (a search, not a calendar query per request)."""
+        opens, closes = self._bounds_ns
+        if not len(opens) or start.value < opens[0]:
+            # Before the market's first session: asked of the calendar, as the market
+            # refuses sessions it does not trade.
+            sessions = trading_sessions(
+                self.calendar, start - pd.Timedelta(days=1), end + pd.Timedelta(days=1)
+            )
+            return sessions.index[(sessions["close"] > start) & (sessions["open"] < end)]
+        first = np.searchsorted(closes, start.value, side="right")
+        last = np.searchsorted(opens, end.value, side="left")
+        return self.market.schedule.index[first:last]
+
+    @cached_property
+    def _bounds_ns(self) -> tuple[np.ndarray, np.ndarray]:
+        schedule = self.market.schedule
+        return utc_nanoseconds(schedule["open"]), utc_nanoseconds(schedule["close"])
 
     def head_timestamp(self) -> pd.Timestamp:
         first = self.market.sessions("2000-01-01", "2100-01-01")[0]

@@ -9,6 +9,7 @@ import itertools
 import logging
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ml_lstm.calendars import utc
@@ -251,16 +252,18 @@ class MarketDataRequests:
 def _bar_fields(bars: pd.DataFrame, format_date: int, zone: str, label: str, trades: bool) -> str:
     """The bars' fields (time, OHLC, volume, WAP, count), NUL-separated, built column-wise.
 
-    Quote bars (MIDPOINT, BID, ASK) carry -1 for volume, WAP and count, as at IB.
+    Quote bars (MIDPOINT, BID, ASK) carry -1 for volume, WAP and count, as at IB. Numbers
+    are written as Python writes them (the shortest text that reads back as the same
+    float): str() over plain lists is several times faster than pandas' text columns.
     """
     missing = ["-1"] * len(bars)
+    prices = {name: bars[name].to_numpy("float64") for name in PRICE_NAMES}
+    wap = np.round((prices["high"] + prices["low"] + prices["close"]) / 3, 6)
     columns = [
         format_times(bars["timestamp"], format_date, zone, label),
-        *(bars[name].astype("float64").astype(str).tolist() for name in PRICE_NAMES),
-        bars["volume"].astype("int64").astype(str).tolist() if trades else missing,
-        ((bars["high"] + bars["low"] + bars["close"]) / 3).round(6).astype(str).tolist()
-        if trades
-        else missing,
+        *(map(str, prices[name].tolist()) for name in PRICE_NAMES),
+        map(str, bars["volume"].astype("int64").tolist()) if trades else missing,
+        map(str, wap.tolist()) if trades else missing,
         ["1"] * len(bars) if trades else missing,
     ]
     return "\0".join(itertools.chain.from_iterable(zip(*columns, strict=True)))

@@ -132,7 +132,7 @@ def parse_duration(text: str) -> pd.Timedelta:
 def format_times(stamps: pd.Series, format_date: int, zone: str, label: str) -> list[str]:
     """Bar times as TWS writes them."""
     if format_date == 2:
-        return (stamps.astype("int64") // 10**9).astype(str).tolist()
+        return [str(seconds) for seconds in (stamps.astype("int64") // 10**9).tolist()]
     pattern = f"%Y%m%d %H:%M:%S {label}" if label else "%Y%m%d  %H:%M:%S"
     return stamps.dt.tz_convert(zone).dt.strftime(pattern).tolist()
 
