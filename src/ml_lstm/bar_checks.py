@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from itertools import repeat
 
 import numpy as np
@@ -148,11 +149,25 @@ def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, int]:
 def rejected_rows(bars: pd.DataFrame, checked: CheckedBars) -> pd.DataFrame:
     """The invalid raw rows as they were read, with their file, line and reason."""
     rows = np.flatnonzero(checked.reason > 0)
-    columns = [column for column in MINUTE_COLUMNS if column in bars.columns]
-    # Columns first, then rows: only the written columns of the rejected rows are copied.
-    rejected = bars[["source_file", "source_line", *columns]].iloc[rows]
-    rejected = rejected.astype({"source_file": "str"}).reset_index(drop=True)
-    rejected.insert(2, "reason", [Reason(code).text for code in checked.reason[rows]])
+    columns = ["source_file", "source_line", *(c for c in MINUTE_COLUMNS if c in bars.columns)]
+    if len(rows) == 0:
+        # The usual case, and at every bar of a live session: the empty table for these
+        # column types is built once.
+        signature = tuple((name, bars[name].dtype) for name in columns)
+        return _no_rejected_rows(signature).copy(deep=False)
+    return _rejected_table(bars[columns], rows, checked.reason[rows])
+
+
+@lru_cache(maxsize=32)
+def _no_rejected_rows(signature: tuple) -> pd.DataFrame:
+    empty = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in signature})
+    return _rejected_table(empty, np.array([], dtype=np.int64), np.array([], dtype=np.int8))
+
+
+def _rejected_table(bars: pd.DataFrame, rows: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:
+    rejected = bars.iloc[rows].reset_index(drop=True)
+    rejected["source_file"] = rejected["source_file"].astype("str")
+    rejected.insert(2, "reason", [Reason(code).text for code in reasons])
     return rejected
 
 

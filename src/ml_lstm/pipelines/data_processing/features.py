@@ -37,9 +37,12 @@ def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Se
         )
     columns: dict[str, pd.Series] = {}
     history = [0]
-    log_return = np.log(close / close.shift(1))
+    # close / close.shift(1) on the array: the same divisions, a NaN first.
+    values = close.to_numpy(dtype=float)
+    ratio = pd.Series(np.concatenate([[np.nan], values[1:] / values[:-1]]), index=close.index)
+    log_return = np.log(ratio)
     if "return" in include:
-        columns["return"] = close / close.shift(1) - 1
+        columns["return"] = ratio - 1
         history.append(1)
     if "log_return" in include:
         columns["log_return"] = log_return
@@ -94,26 +97,25 @@ def indicators_by_stretch(
 
 
 def calendar_columns(
-    bar_start: pd.Series,
-    session_open: pd.Series,
-    session_close: pd.Series,
-    session_day: pd.Series,
+    bar_start_ns: np.ndarray,
+    open_ns: np.ndarray,
+    close_ns: np.ndarray,
+    weekday: np.ndarray,
     settings: dict,
-) -> dict[str, pd.Series]:
+) -> dict[str, np.ndarray]:
     """Position of the bar in its session and day of week of the session, as sin/cos pairs.
 
     Position is the share of the session elapsed at the bar's start (0 at the open); day of
-    week uses a 7-day cycle (Monday 0), so Friday to Monday is three days apart.
-    `session_day` is the session's date (datetime64).
+    week uses a 7-day cycle (Monday 0), so Friday to Monday is three days apart. Times are
+    UTC nanoseconds (bar start, its session's open and close), `weekday` the session's.
     """
     include = set(settings.get("include", FEATURE_FAMILIES))
-    columns: dict[str, pd.Series] = {}
+    columns: dict[str, np.ndarray] = {}
     if "session_position" in include:
-        elapsed = (bar_start - session_open) / (session_close - session_open)
+        elapsed = (bar_start_ns - open_ns) / (close_ns - open_ns)
         columns["session_position_sin"] = np.sin(2 * np.pi * elapsed)
         columns["session_position_cos"] = np.cos(2 * np.pi * elapsed)
     if "day_of_week" in include:
-        weekday = session_day.dt.day_of_week
         columns["day_of_week_sin"] = np.sin(2 * np.pi * weekday / 7)
         columns["day_of_week_cos"] = np.cos(2 * np.pi * weekday / 7)
     return columns
@@ -133,16 +135,21 @@ def wilder_rsi(close: pd.Series, window: int) -> pd.Series:
     window. 100 when there were only gains, 0 with only losses, 50 when the price did not
     move.
     """
-    change = close.diff()
-    gain = wilder_average(change.clip(lower=0), window).to_numpy()
-    loss = wilder_average((-change).clip(lower=0), window).to_numpy()
-    # numpy on the arrays: the same element-wise operations as on Series, without their
-    # per-operation overhead.
+    # numpy on the arrays: the same element-wise operations as on Series (clip(lower=0)
+    # included: NaN and -0.0 kept), without their per-operation overhead.
+    change = close.diff().to_numpy()
+    gain = wilder_average(_at_least_zero(change, close.index), window).to_numpy()
+    loss = wilder_average(_at_least_zero(-change, close.index), window).to_numpy()
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
         rsi = 100 * gain / np.where(total > 0, total, np.nan)
     rsi = np.where(total > 0, rsi, 50.0)
     return pd.Series(np.where(np.isnan(gain), np.nan, rsi), index=close.index)
+
+
+def _at_least_zero(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """Series.clip(lower=0) of `values`."""
+    return pd.Series(np.where(np.isnan(values) | (values >= 0), values, 0), index=index)
 
 
 def wilder_average(values: pd.Series, window: int) -> pd.Series:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from matplotlib.figure import Figure
 
 from ml_lstm.bar_checks import Reason, check_rows, rejected_rows, valid_rows
 from ml_lstm.calendars import (
@@ -23,11 +22,14 @@ from ml_lstm.calendars import (
     utc_nanoseconds,
 )
 
-from .charts import gap_calendar_plot, gap_chart
 from .features import calendar_columns, indicators_by_stretch
 from .gaps import MinuteGaps, fill_minutes, find_gaps, locate_minutes
 from .reports import gap_report, json_ready, validation_report
 from .resampling import resample_minutes
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +79,12 @@ def _outside_sessions(valid: pd.DataFrame, instrument: dict) -> np.ndarray:
     """Which of the time-sorted `valid` bars lie outside every session of the calendar."""
     if valid.empty:
         return np.zeros(0, dtype=bool)
-    first, last = valid["timestamp"].iloc[[0, -1]]
+    stamps_ns = utc_nanoseconds(valid["timestamp"])
+    first, last = (pd.Timestamp(value, tz="UTC") for value in stamps_ns[[0, -1]])
     sessions = instrument_sessions(
         instrument, first - pd.Timedelta(days=3), last + pd.Timedelta(days=3)
     )
-    outside = session_of(valid["timestamp"], sessions) < 0
+    outside = session_positions(stamps_ns, sessions) < 0
     if outside.any():
         logger.info(
             "%s: left out %d valid minute bars outside the %s sessions%s",
@@ -215,6 +218,10 @@ def analyse_gaps(
 
 def plot_gaps(gap_report: dict) -> tuple[Figure, go.Figure]:
     """The gap report as a chart: a PNG for people and a plotly figure for kedro-viz."""
+    # Imported here: matplotlib and plotly cost ~0.4 s, which registering the pipelines
+    # (every kedro command) and the live loop's use of these nodes need not pay.
+    from .charts import gap_calendar_plot, gap_chart
+
     return gap_chart(gap_report), gap_calendar_plot(gap_report)
 
 
@@ -267,17 +274,22 @@ def add_features(
     bars, sessions, calendar_position = _bars_in_calendar(hourly_bars, instrument)
     skipped = np.diff(calendar_position, prepend=calendar_position[0]) - 1
     stretch = np.cumsum(skipped > settings["max_missing_sessions"])
+    features, dropped, warm_up = indicators_by_stretch(bars, stretch, settings)
+    rows = features.index.to_numpy()
+    session = calendar_position[rows]
     calendar = calendar_columns(
-        bars["timestamp"],
-        sessions["open"].iloc[calendar_position].set_axis(bars.index),
-        sessions["close"].iloc[calendar_position].set_axis(bars.index),
-        pd.Series(sessions.index[calendar_position], index=bars.index),
+        utc_nanoseconds(bars["timestamp"])[rows],
+        utc_nanoseconds(sessions["open"])[session],
+        utc_nanoseconds(sessions["close"])[session],
+        sessions.index.day_of_week.to_numpy()[session],
         settings,
     )
-    features, dropped, warm_up = indicators_by_stretch(bars, stretch, settings)
-    for name, values in calendar.items():
-        features[name] = np.asarray(values)[features.index.to_numpy()]
     features = features.reset_index(drop=True)
+    if calendar.keys() & set(features.columns):
+        for name, values in calendar.items():
+            features[name] = values
+    elif calendar:
+        features = pd.concat([features, pd.DataFrame(calendar)], axis=1)
     stretches = int(stretch[-1]) + 1
     logger.info(
         "Dropped %d warm-up rows (%d per stretch, %d stretches); %d feature rows remain",
