@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionResult, SessionStatus, SessionWindow
-from ml_lstm.calendars import get_calendar, instrument_sessions, session_of
 
 from .csv_bars import CsvFormat, csv_format, has_offsets, read_bars_csv
 
@@ -110,43 +109,68 @@ def split_by_session(bars: pd.DataFrame, instrument: dict, source: object) -> di
     """Bars grouped by the instrument's sessions (YYYY-MM-DD); bars outside sessions dropped."""
     if bars.empty:
         return {}
-    first, last = bars["timestamp"].iloc[[0, -1]]
+    from ml_lstm.calendars import instrument_sessions, utc_nanoseconds
+
+    times_ns = utc_nanoseconds(bars["timestamp"])
+    first, last = pd.to_datetime([times_ns.min(), times_ns.max()], utc=True)
     sessions = instrument_sessions(
         instrument, first - pd.Timedelta(days=2), last + pd.Timedelta(days=2)
     )
+    opens, closes = utc_nanoseconds(sessions["open"]), utc_nanoseconds(sessions["close"])
+    labels = sessions.index.strftime("%Y-%m-%d").to_numpy()
+    in_order = (np.diff(times_ns) >= 0).all() and (opens[1:] >= closes[:-1]).all()
+    if not in_order:  # bars (or sessions) out of time order: place every bar
+        return _grouped_by_session(bars, sessions, labels, instrument, source)
+    # Bars in time order: each session's bars are one run of rows, found by two searches.
+    starts = np.searchsorted(times_ns, opens, side="left")
+    ends = np.searchsorted(times_ns, closes, side="left")
+    if (ends - starts).sum() < len(bars):
+        _warn_outside(bars, sessions, instrument, source)
+    return _session_runs(bars, starts, ends, labels)
+
+
+def _grouped_by_session(
+    bars: pd.DataFrame, sessions: pd.DataFrame, labels: np.ndarray, instrument: dict, source
+) -> dict:
+    from ml_lstm.calendars import session_of
+
     position = session_of(bars["timestamp"], sessions)
     outside = position < 0
     if outside.any():
-        logger.warning(
-            "%s: %d of %d bars fall outside the %s sessions and are not imported (the first "
-            "at %s); if that is unexpected, check the file's time zone (ingestion.csv.timezone)",
-            source,
-            int(outside.sum()),
-            len(bars),
-            instrument["calendar"],
-            bars["timestamp"][outside].iloc[0].isoformat(),
-        )
-    labels = sessions.index.strftime("%Y-%m-%d").to_numpy()
-    if outside.any():
+        _warn_outside(bars, sessions, instrument, source)
         bars, position = bars.loc[~outside], position[~outside]
-    if (np.diff(position) < 0).any():  # bars out of time order: gather each session's rows
-        return {
-            label: group.reset_index(drop=True)
-            for label, group in bars.groupby(labels[position], sort=True)
-        }
-    return _session_runs(bars, position, labels)
+    return {
+        label: group.reset_index(drop=True)
+        for label, group in bars.groupby(labels[position], sort=True)
+    }
 
 
-def _session_runs(bars: pd.DataFrame, position: np.ndarray, labels: np.ndarray) -> dict:
-    """Bars in time order: each session is one run of rows, taken as a slice (no copy)."""
-    starts = np.flatnonzero(np.diff(position, prepend=-1)).tolist()
-    ends = [*starts[1:], len(position)]
+def _warn_outside(bars: pd.DataFrame, sessions: pd.DataFrame, instrument: dict, source) -> None:
+    from ml_lstm.calendars import session_of
+
+    outside = session_of(bars["timestamp"], sessions) < 0
+    logger.warning(
+        "%s: %d of %d bars fall outside the %s sessions and are not imported (the first "
+        "at %s); if that is unexpected, check the file's time zone (ingestion.csv.timezone)",
+        source,
+        int(outside.sum()),
+        len(bars),
+        instrument["calendar"],
+        bars["timestamp"][outside].iloc[0].isoformat(),
+    )
+
+
+def _session_runs(
+    bars: pd.DataFrame, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray
+) -> dict:
+    """Each session's run of rows [start, end) as a frame of its own: a slice, no copy."""
     sessions = {}
     with _collector_paused():
-        for start, end in zip(starts, ends, strict=True):
-            frame = bars.iloc[start:end]
-            frame.index = pd.RangeIndex(end - start)
-            sessions[labels[position[start]]] = frame
+        for label, start, end in zip(labels, starts.tolist(), ends.tolist(), strict=True):
+            if end > start:
+                frame = bars.iloc[start:end]
+                frame.index = pd.RangeIndex(end - start)
+                sessions[label] = frame
     return sessions
 
 
@@ -167,14 +191,23 @@ def _collector_paused() -> Iterator[None]:
 def read_csv_sessions(path: str | Path, fmt: CsvFormat, instrument: dict) -> dict:
     """A CSV file's bars as {session: bars}.
 
-    The instrument's calendar (a few tenths of a second to build, once per process) is
-    built in a thread while the file is read: pyarrow's reader leaves the interpreter free.
+    The instrument's calendar (a few tenths of a second to import and build, once per
+    process) is built in a thread while the file is read: pyarrow's reader leaves the
+    interpreter free.
     """
     with ThreadPoolExecutor(1, thread_name_prefix="calendar") as pool:
-        calendar = pool.submit(get_calendar, instrument["calendar"])
+        calendar = pool.submit(_build_calendar, instrument["calendar"])
         bars = read_bars_csv(path, fmt)
         calendar.result()
     return split_by_session(bars, instrument, path)
+
+
+def _build_calendar(name: str) -> None:
+    # Imported here, not at the top of this module: importing exchange_calendars takes
+    # another 0.1 s, which this thread spends beside the read.
+    from ml_lstm.calendars import get_calendar
+
+    get_calendar(name)
 
 
 def read_file_sessions(source: str, ingestion: dict, instrument: dict) -> dict:
