@@ -42,14 +42,16 @@ def resample_minutes(
 ) -> pd.DataFrame:
     """Bars of `frequency` from time-sorted minute bars located in `sessions`."""
     step_ns = bar_step_ns(frequency)
-    opens = utc_nanoseconds(sessions["open"])[session]
-    closes = utc_nanoseconds(sessions["close"])[session]
-    bar_start = align_to_session_open(utc_nanoseconds(bars["timestamp"]), opens, step_ns)
+    # Whole-column temporaries are kept few: on ten years of minutes each one is 8 MB.
+    bar_start = align_to_session_open(
+        utc_nanoseconds(bars["timestamp"]), utc_nanoseconds(sessions["open"])[session], step_ns
+    )
     if len(bar_start) == 0:
         return pd.DataFrame(columns=BAR_COLUMNS)
-    if (np.diff(bar_start) < 0).any():
+    if (bar_start[1:] < bar_start[:-1]).any():
         raise ValueError("Minute bars must be sorted by time before resampling.")
-    first = np.flatnonzero(np.diff(bar_start, prepend=bar_start[0] - 1))
+    first = np.concatenate([[0], np.flatnonzero(bar_start[1:] != bar_start[:-1]) + 1])
+    closes = utc_nanoseconds(sessions["close"])[session[first]]
     last = np.append(first[1:], len(bar_start)) - 1
     minutes = last - first + 1
     filled = bars["filled"].to_numpy() if "filled" in bars.columns else np.zeros(len(bars), bool)
@@ -58,7 +60,7 @@ def resample_minutes(
     volume = np.add.reduceat(bars["volume"].to_numpy(dtype="float64"), first)
     if np.array_equal(volume, np.round(volume)):
         volume = volume.astype("int64")
-    bar_end = np.minimum(bar_start[first] + step_ns, closes[first])
+    bar_end = np.minimum(bar_start[first] + step_ns, closes)
     return pd.DataFrame(
         {
             "timestamp": from_utc_nanoseconds(bar_start[first]),
@@ -78,14 +80,24 @@ def real_print_prices(
     """Open, high, low and close of each bar (rows `first` .. `last` of `bars`) from its
     real minutes; a bar with filled minutes only keeps their flat price, the last close."""
     real = ~filled
-    positions = np.arange(len(bars))
-    # The first real minute at or after each row, and the last one at or before it.
-    next_real = np.minimum.accumulate(np.where(real, positions, len(bars))[::-1])[::-1]
-    previous_real = np.maximum.accumulate(np.where(real, positions, -1))
-    has_real = next_real[first] <= last
-    open_row = np.where(has_real, next_real[first], first)
-    close_row = np.where(has_real, previous_real[last], last)
     high, low = bars["high"].to_numpy(), bars["low"].to_numpy()
+    if real.all():
+        # No filled minute: every bar opens at its first row and closes at its last.
+        return {
+            "open": bars["open"].to_numpy()[first],
+            "high": np.maximum.reduceat(high, first),
+            "low": np.minimum.reduceat(low, first),
+            "close": bars["close"].to_numpy()[last],
+        }
+    # The first real minute at or after each bar's first row, the last one at or before its
+    # last row (positions of real minutes, searched per bar rather than per row).
+    real_rows = np.flatnonzero(real)
+    padded = np.concatenate([[-1], real_rows, [len(bars)]])
+    next_real = padded[np.searchsorted(real_rows, first, side="left") + 1]
+    previous_real = padded[np.searchsorted(real_rows, last, side="right")]
+    has_real = next_real <= last
+    open_row = np.where(has_real, next_real, first)
+    close_row = np.where(has_real, previous_real, last)
     real_high = np.maximum.reduceat(np.where(real, high, -np.inf), first)
     real_low = np.minimum.reduceat(np.where(real, low, np.inf), first)
     return {
