@@ -238,7 +238,7 @@ class InstrumentLoop:
         # the open once the session has bars, else from the end of the session before.
         # The seconds-long duration also keeps a resubscription from being the identical
         # request that IB's pacing rules make wait 15 s.
-        stored = len(self._session.raw) > 0
+        stored = self._session.rows > 0
         await feed.subscribe(window.open if stored else previous_close - pd.Timedelta(minutes=30))
         self._reconnects = 0
         while True:
@@ -297,7 +297,7 @@ class InstrumentLoop:
                     session.window.session,
                     len(minutes),
                     minutes["timestamp"].iloc[-1],
-                    len(session.raw),
+                    session.rows,
                 )
             if bars:
                 self._complete_until = max(self._complete_until, utc(bars[-1].date))
@@ -306,9 +306,11 @@ class InstrumentLoop:
     async def _predict_completed(
         self, completed_at: float, write: asyncio.Future | None = None
     ) -> None:
-        for bar in self._session.bars_completed(self._complete_until).itertuples():
-            if bar.bar_start > self.last_predicted:
-                prediction = self._predictor_at(bar.bar_start, bar.bar_end)
+        for bar_start, bar_end in self._session.bars_ended(
+            self.last_predicted, self._complete_until
+        ):
+            if bar_start > self.last_predicted:
+                prediction = self._predictor_at(bar_start, bar_end)
                 stored_at = time.perf_counter()
                 if write is not None:
                     stored, write = await write, None
@@ -316,10 +318,10 @@ class InstrumentLoop:
                     if stored != self._session.text:
                         # Another writer's rows were kept: predict from what is stored.
                         self._session.adopt(stored)
-                        prediction = self._predictor_at(bar.bar_start, bar.bar_end)
+                        prediction = self._predictor_at(bar_start, bar_end)
                 if prediction is not None:
                     self._record(prediction, completed_at, stored_at)
-                self.last_predicted = bar.bar_start
+                self.last_predicted = bar_start
         if write is not None:
             stored = await write
             if stored != self._session.text:
@@ -393,5 +395,5 @@ class InstrumentLoop:
             "%s: session %s closed (%d minutes stored)",
             self.symbol,
             window.session,
-            len(self._session.raw),
+            self._session.rows,
         )

@@ -16,10 +16,11 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionWindow
-from ml_lstm.calendars import session_bar_starts, utc
+from ml_lstm.calendars import session_bar_starts, utc, utc_nanoseconds
 from ml_lstm.ib_data import bars_to_frame
 from ml_lstm.pipelines.data_processing.nodes import (
     accept_minute_bars,
@@ -84,17 +85,32 @@ class StreamedSession:
     window: SessionWindow
     instrument: dict
     frequency: str
-    # Stored minutes in the raw layout (timestamp as ISO text), in time order.
-    raw: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAW_COLUMNS))
-    # `raw` as its file holds it: what is written and what the session's bars are read from,
-    # so a prediction is made from exactly the stored minutes.
+    # `raw` (see below) as its file holds it: what is written and what the session's bars
+    # are read from, so a prediction is made from exactly the stored minutes.
     text: str = ""
     # Bars of the model's frequency in this session: start and end (UTC).
     bars: pd.DataFrame = field(init=False)
+    # Stored minutes in the raw layout, as the frames they were added in (joined on demand:
+    # a bar's path only extends `text`).
+    _parts: list[pd.DataFrame] = field(init=False, default_factory=list)
+    _last: pd.Timestamp | None = field(init=False, default=None)
+    rows: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         sessions = pd.DataFrame({"open": [self.window.open], "close": [self.window.close]})
         self.bars = session_bar_starts(sessions, self.frequency)
+        self._bar_ends_ns = utc_nanoseconds(self.bars["bar_end"])
+        self._bar_starts = list(self.bars["bar_start"])
+        self._bar_ends = list(self.bars["bar_end"])
+
+    @property
+    def raw(self) -> pd.DataFrame:
+        """Stored minutes in the raw layout (timestamp as ISO text), in time order."""
+        if not self._parts:
+            return pd.DataFrame(columns=RAW_COLUMNS)
+        if len(self._parts) > 1:
+            self._parts = [pd.concat(self._parts, ignore_index=True)]
+        return self._parts[0]
 
     @property
     def file_name(self) -> str:
@@ -102,7 +118,7 @@ class StreamedSession:
 
     @property
     def last_minute(self) -> pd.Timestamp | None:
-        return utc(self.raw["timestamp"].iloc[-1]) if len(self.raw) else None
+        return self._last
 
     def completed_minutes(self, bars: list, what: str) -> pd.DataFrame:
         """Minutes of `bars` (ib_insync's subscription list) not stored yet that a later bar
@@ -118,22 +134,49 @@ class StreamedSession:
         return to_raw_format(frame)
 
     def add(self, minutes: pd.DataFrame) -> None:
-        self.raw = pd.concat([self.raw, minutes], ignore_index=True) if len(self.raw) else minutes
-        self.text = raw_text(self.raw)
+        """Appends `minutes` (raw layout, after the stored ones). The file's text grows by
+        their rows only: CSV rows are written value by value, so that equals writing the
+        whole session again, as long as every column keeps its type (e.g. volume stays
+        whole numbers); when one does not, the whole session is written again."""
+        if not len(minutes):
+            return
+        if self._parts and list(minutes.dtypes) == list(self._parts[0].dtypes):
+            self.text += minutes.to_csv(index=False, header=False)
+            self._parts.append(minutes)
+        else:
+            self._parts.append(minutes)
+            self.text = raw_text(self.raw)
+        self.rows += len(minutes)
+        self._last = utc(minutes["timestamp"].iloc[-1])
 
     def adopt(self, text: str) -> None:
         """The session as its file holds it (written by the closing backfill, or by another
         process in between)."""
-        self.raw = pd.read_csv(io.StringIO(text))
+        raw = pd.read_csv(io.StringIO(text))
+        self._parts = [raw] if len(raw) else []
+        self.rows = len(raw)
+        self._last = utc(raw["timestamp"].iloc[-1]) if len(raw) else None
         self.text = text
 
     def bars_completed(self, known_until: pd.Timestamp) -> pd.DataFrame:
         """This session's bars that have ended by `known_until`."""
         return self.bars[self.bars["bar_end"] <= known_until]
 
+    def bars_ended(
+        self, after: pd.Timestamp, known_until: pd.Timestamp
+    ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """(start, end) of this session's bars starting after `after` that have ended by
+        `known_until` (on every minute's path: plain arrays, no frame)."""
+        ended = int(np.searchsorted(self._bar_ends_ns, known_until.value, side="right"))
+        return [
+            (start, end)
+            for start, end in zip(self._bar_starts[:ended], self._bar_ends[:ended], strict=True)
+            if start > after
+        ]
+
     def hourly(self, data_processing: dict, now: pd.Timestamp) -> pd.DataFrame:
         """This session's bars finished by `now`, from its stored minutes."""
-        if self.raw.empty:
+        if not self.rows:
             return pd.DataFrame()
         table = read_raw(self.text, self.file_name)
         with quiet_nodes():

@@ -85,6 +85,9 @@ class LiveStore:
         self._ingestion: Pipeline = for_instrument(ingestion_pipeline(), name)
         partitions = catalog.get(f"{name}.raw_minute_bars@partitions")
         self.raw_folder = Path(partitions._describe()["path"])
+        # The prediction log's dataset, looked up once: at each bar the row goes straight
+        # to its locked append (the catalog's lookup and log line cost ~2 ms a bar).
+        self._predictions = catalog.get(self.dataset("predictions"))
 
     def dataset(self, short_name: str) -> str:
         return f"{self.name}.{short_name}"
@@ -137,7 +140,7 @@ class LiveStore:
         if self.dry_run:
             print(f"[dry run] {self.name}: {row.iloc[0].to_dict()}", flush=True)
             return
-        self.catalog.save(self.dataset("predictions"), row)
+        self._predictions.save(row)
 
     def refresh_chart(self, features: pd.DataFrame, test_range: pd.DataFrame, run_id: str) -> None:
         """inference's latest-prediction chart (PNG and plotly) with this run's last row."""
