@@ -1,7 +1,12 @@
 """Ingestion benchmarks.
 
 1. Backfill of 250 sessions from the TWS simulator at 100 ms latency per request, through
-   the real ib_insync client, against the floor ceil(250 / concurrency) x latency.
+   the real ib_insync client, against the floor ceil(250 / concurrency) x latency. That
+   floor assumes 100 requests a second at concurrency 10; ib_insync sends at most 45
+   messages a second (`Client.MaxRequests`, below TWS's limit of 50 a second for an API
+   client), so 250 requests plus the connection's few take at least ~5.1 s whatever the
+   latency and concurrency. The timed call includes starting and stopping the simulator
+   (about 1 s as a process of its own).
 2. CSV import of 1M minute bars (parse, validate, split by session) against a bare
    `pandas.read_csv` of the same file, with peak memory.
 """
