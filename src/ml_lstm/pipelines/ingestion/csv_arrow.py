@@ -11,17 +11,21 @@ pyarrow's own errors name neither the line an editor shows nor how to recover.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+if TYPE_CHECKING:
+    from .csv_bars import CsvFormat
+
 FIELDS = ["timestamp", "open", "high", "low", "close", "volume"]
 NUMBERS = FIELDS[1:]
 
 
-def read_well_formed(path: Path, fmt) -> pd.DataFrame | None:
+def read_well_formed(path: Path, fmt: CsvFormat) -> pd.DataFrame | None:
     """Bars as `read_bars_csv` returns them (UTC bar starts, OHLCV as float64, sorted), or
     None when the file needs the checking reader."""
     sources = _source_names(fmt)
@@ -49,7 +53,7 @@ def read_well_formed(path: Path, fmt) -> pd.DataFrame | None:
     return pd.DataFrame({"timestamp": stamps, **values})
 
 
-def _source_names(fmt) -> list[str] | None:
+def _source_names(fmt: CsvFormat) -> list[str] | None:
     """The file's header names of the six fields, if this reader can read the format."""
     if not fmt.header or fmt.timestamp_format != "ISO8601" or set(fmt.columns) != set(FIELDS):
         return None
