@@ -74,26 +74,28 @@ def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Se
 
 def indicators_by_stretch(
     bars: pd.DataFrame, stretch: np.ndarray, settings: dict
-) -> tuple[pd.DataFrame, int, int]:
-    """`bars` with their price indicators, each stretch computed on its own and without its
-    warm-up rows; the rows dropped in all and the warm-up rows per stretch."""
-    tables, dropped, warm_up = [], 0, 0
+) -> tuple[np.ndarray, dict[str, np.ndarray], int, int]:
+    """The rows of `bars` that keep features (each stretch without its warm-up rows) and
+    their price indicators, each stretch computed on its own; the rows dropped in all and
+    the warm-up rows per stretch."""
+    rows, parts, dropped, warm_up = [], [], 0, 0
     # `stretch` never decreases: each stretch is a run of rows (no groupby, whose set-up
     # costs more than the live loop's few hundred bars).
     bounds = [0, *(np.flatnonzero(np.diff(stretch)) + 1).tolist(), len(bars)]
+    close = bars["close"]
     for start, end in itertools.pairwise(bounds):
-        part = bars.iloc[start:end]
-        indicators, warm_up = indicator_columns(part["close"], settings)
-        table = pd.concat([part, pd.DataFrame(indicators, index=part.index)], axis=1)
-        tables.append(table.iloc[warm_up:])
-        dropped += min(warm_up, len(part))
-    features = pd.concat(tables) if len(tables) > 1 else tables[0]
-    if features.empty:
+        indicators, warm_up = indicator_columns(close.iloc[start:end], settings)
+        rows.append(np.arange(start + warm_up, end))
+        parts.append({name: values.to_numpy()[warm_up:] for name, values in indicators.items()})
+        dropped += min(warm_up, end - start)
+    kept = np.concatenate(rows)
+    if len(kept) == 0:
         raise ValueError(
             f"All {len(bars)} session bars are warm-up rows (each stretch needs more than "
             f"{warm_up} bars): process a longer span of minute bars."
         )
-    return features, dropped, warm_up
+    columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return kept, columns, dropped, warm_up
 
 
 def calendar_columns(

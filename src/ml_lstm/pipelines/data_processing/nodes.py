@@ -274,8 +274,7 @@ def add_features(
     bars, sessions, calendar_position = _bars_in_calendar(hourly_bars, instrument)
     skipped = np.diff(calendar_position, prepend=calendar_position[0]) - 1
     stretch = np.cumsum(skipped > settings["max_missing_sessions"])
-    features, dropped, warm_up = indicators_by_stretch(bars, stretch, settings)
-    rows = features.index.to_numpy()
+    rows, indicators, dropped, warm_up = indicators_by_stretch(bars, stretch, settings)
     session = calendar_position[rows]
     calendar = calendar_columns(
         utc_nanoseconds(bars["timestamp"])[rows],
@@ -284,12 +283,7 @@ def add_features(
         sessions.index.day_of_week.to_numpy()[session],
         settings,
     )
-    features = features.reset_index(drop=True)
-    if calendar.keys() & set(features.columns):
-        for name, values in calendar.items():
-            features[name] = values
-    elif calendar:
-        features = pd.concat([features, pd.DataFrame(calendar)], axis=1)
+    features = _joined(bars.iloc[rows].reset_index(drop=True), indicators, calendar)
     stretches = int(stretch[-1]) + 1
     logger.info(
         "Dropped %d warm-up rows (%d per stretch, %d stretches); %d feature rows remain",
@@ -308,6 +302,17 @@ def add_features(
         "settings": settings,
     }
     return features, json_ready(feature_list)
+
+
+def _joined(bars: pd.DataFrame, indicators: dict, calendar: dict) -> pd.DataFrame:
+    """The bars, then their indicators, then their calendar columns (which replace a column
+    of the same name), in one concatenation where no name repeats."""
+    if calendar.keys() & (set(bars.columns) | indicators.keys()):
+        features = pd.concat([bars, pd.DataFrame(indicators)], axis=1)
+        for name, values in calendar.items():
+            features[name] = values
+        return features
+    return pd.concat([bars, pd.DataFrame({**indicators, **calendar})], axis=1)
 
 
 def _bars_in_calendar(
