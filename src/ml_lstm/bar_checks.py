@@ -256,11 +256,16 @@ def zulu_nanoseconds(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if text is None:
         return nanoseconds, plain
     rows, chars = text
-    for start in range(0, len(rows), _CHUNK):
-        part = rows[start : start + _CHUNK]
-        values, ok = _zulu_chunk(chars[start : start + _CHUNK])
-        nanoseconds[part[ok]] = values[ok]
-        plain[part[ok]] = True
+    for start in range(0, len(chars), _CHUNK):
+        stop = min(start + _CHUNK, len(chars))
+        values, ok = _zulu_chunk(chars[start:stop])
+        if rows is None:  # chars holds every row, in order
+            nanoseconds[start:stop] = np.where(ok, values, 0)
+            plain[start:stop] = ok
+        else:
+            part = rows[start:stop]
+            nanoseconds[part[ok]] = values[ok]
+            plain[part[ok]] = True
     return nanoseconds, plain
 
 
@@ -269,7 +274,7 @@ def _zulu_chunk(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = (chars[:, _SEPARATOR_POSITIONS] == _SEPARATOR_BYTES).all(axis=1)
     digits = chars[:, _DIGITS] - np.uint8(ord("0"))  # not a digit: above 9 (uint8 wraps)
     ok &= (digits <= 9).all(axis=1)
-    digits = digits.astype(np.int64)
+    digits = digits.astype(np.int32)
     year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
     month, day, hour, minute, second = (
         digits[:, 4 + 2 * i] * 10 + digits[:, 5 + 2 * i] for i in range(5)
@@ -284,10 +289,10 @@ def _zulu_chunk(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seconds * 1_000_000_000, ok
 
 
-def _fixed_width_text(column: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """The rows of a text column that are ZULU_LENGTH bytes long, and those bytes as a
-    (rows, ZULU_LENGTH) uint8 matrix read from the Arrow buffers; None when the column is
-    not Arrow-backed text."""
+def _fixed_width_text(column: pd.Series) -> tuple[np.ndarray | None, np.ndarray] | None:
+    """The rows of a text column that are ZULU_LENGTH bytes long (None: all of them), and
+    those bytes as a (rows, ZULU_LENGTH) uint8 matrix read from the Arrow buffers; None when
+    the column is not Arrow-backed text."""
     if not (isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"):
         return None
     array = column.array.__arrow_array__()
@@ -302,17 +307,15 @@ def _fixed_width_text(column: pd.Series) -> tuple[np.ndarray, np.ndarray] | None
     n = len(array)
     offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset : array.offset + n + 1]
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] else np.zeros(0, np.uint8)
-    starts = offsets[:-1].astype(np.int64)
     lengths = np.diff(offsets)
+    if not array.null_count and (lengths == ZULU_LENGTH).all():
+        # Every row is ZULU_LENGTH bytes, one after the other: a view of the buffer.
+        return None, data[offsets[0] : offsets[-1]].reshape(n, ZULU_LENGTH)
     if array.null_count:
         lengths = np.where(np.asarray(array.is_null()), 0, lengths)
     rows = np.flatnonzero(lengths == ZULU_LENGTH)
-    if len(rows) == n and n and offsets[-1] - offsets[0] == n * ZULU_LENGTH:
-        # Every row is ZULU_LENGTH bytes and they follow each other: a view of the buffer.
-        chars = data[offsets[0] : offsets[-1]].reshape(n, ZULU_LENGTH)
-    else:
-        chars = data[starts[rows, None] + np.arange(ZULU_LENGTH)]
-    return rows, chars
+    starts = offsets[:-1][rows].astype(np.int64)
+    return rows, data[starts[:, None] + np.arange(ZULU_LENGTH)]
 
 
 def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

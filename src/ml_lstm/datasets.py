@@ -134,8 +134,11 @@ class SessionTableDataset(AbstractDataset[None, pd.DataFrame]):
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
+        # Sorted by name as paths of one folder compare (case-folded where the platform
+        # folds case), without comparing thousands of Path objects.
         files = sorted(
-            path for path in self._path.glob(f"*{self._suffix}") if not path.name.startswith(".")
+            (path for path in self._path.glob(f"*{self._suffix}") if not path.name.startswith(".")),
+            key=lambda path: os.path.normcase(path.name),
         )
         groups: dict[bytes, list[tuple[int, bytes]]] = {}
         for code, path in enumerate(files):
