@@ -47,7 +47,11 @@ def simulator(tmp_path, faults: Faults | None = None) -> SimulatorThread:
     return SimulatorThread([instrument], faults, clock=SimulatorClock(START, speed=600))
 
 
-async def stream(port: int, seconds: float) -> tuple[list, pd.Timestamp, int]:
+async def stream(
+    port: int, seconds: float, clock: SimulatorClock
+) -> tuple[list, pd.Timestamp, tuple[pd.Timestamp, pd.Timestamp], int]:
+    """The subscription's bars after `seconds`, TWS's time then, the simulator clock's
+    readings just before and after that answer, and how many updates came."""
     ib = IB()
     await ib.connectAsync("127.0.0.1", port, clientId=7, readonly=True)
     contract = build_contract(NVDA)
@@ -58,18 +62,24 @@ async def stream(port: int, seconds: float) -> tuple[list, pd.Timestamp, int]:
     updates = []
     bars.updateEvent += lambda _bars, has_new: updates.append(has_new)
     await asyncio.sleep(seconds)
+    before = clock.now()
     now = utc(await ib.reqCurrentTimeAsync())
+    after = clock.now()
     ib.disconnect()
-    return list(bars), now, len(updates)
+    return list(bars), now, (before, after), len(updates)
 
 
 def test_a_subscription_streams_each_minute_with_its_final_values(tmp_path):
     feed = csv_feed(tmp_path)
     with simulator(tmp_path) as running:
-        bars, now, updates = asyncio.run(stream(running.port, 1.0))
+        clock = running.simulator.clock
+        bars, now, (before, after), updates = asyncio.run(stream(running.port, 1.0, clock))
 
-    # The simulator's clock, not this machine's: about 10 simulated minutes passed.
-    assert START + pd.Timedelta(minutes=8) <= now <= START + pd.Timedelta(minutes=14)
+    # The simulator's clock, not this machine's: TWS's time (whole seconds) is the replay
+    # clock's at its answer, at least the 10 simulated minutes slept after the subscription
+    # (more when this machine is busy: the clock runs on while the client connects).
+    assert before.floor("s") <= now <= after
+    assert now >= START + pd.Timedelta(minutes=10)
     streamed = [bar for bar in bars if utc(bar.date) > START]
     assert updates > 2 * len(streamed)  # the forming bar's updates, not one per minute
     complete = bars[:-1]  # the last one may still be forming
@@ -81,6 +91,35 @@ def test_a_subscription_streams_each_minute_with_its_final_values(tmp_path):
         expected[columns].itertuples(index=False, name=None)
     )
     assert pd.Timestamp("2024-06-03T13:45:00Z") not in [utc(bar.date) for bar in bars]
+
+
+def test_a_subscription_made_in_a_minute_without_trade_answers_the_bars_times(tmp_path):
+    """Its answer then holds no forming bar: only the feed's own rows (a CSV feed's times
+    are microseconds), which must still go out as the bars' times (this was the flaky
+    failure: a slow start landed the subscription in the minute without a trade, 13:45,
+    and every bar of the answer came back dated January 1970)."""
+    feed = csv_feed(tmp_path)
+    instrument = SimulatedInstrument("STK", "NVDA", "USD", feed)
+    # A paused replay clock: the answer is made at 13:45:10 whatever this machine's speed.
+    clock = SimulatorClock(pd.Timestamp("2024-06-03T13:45:10Z"), speed=600, paused=True)
+
+    async def subscribe(port: int) -> list:
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", port, clientId=7, readonly=True)
+        contract = build_contract(NVDA)
+        await ib.qualifyContractsAsync(contract)
+        bars = await ib.reqHistoricalDataAsync(
+            contract, "", "600 S", "1 min", "TRADES", True, 2, keepUpToDate=True
+        )
+        answered = list(bars)
+        ib.disconnect()
+        return answered
+
+    with SimulatorThread([instrument], clock=clock) as running:
+        answered = asyncio.run(subscribe(running.port))
+    expected = feed.bars_between(utc("2024-06-03T13:35:10Z"), utc("2024-06-03T13:45:00Z"))
+    assert [utc(bar.date) for bar in answered] == list(expected["timestamp"])
+    assert [bar.close for bar in answered] == list(expected["close"])
 
 
 def test_a_restart_closes_every_socket_and_listens_again_on_the_same_port(tmp_path):

@@ -141,15 +141,36 @@ class BarStream:
         )
 
 
+# The forming bar's columns, typed the same whether the minute has a trade or not.
+FORMING_TYPES = {
+    "timestamp": "datetime64[ns, UTC]",
+    "open": "float64",
+    "high": "float64",
+    "low": "float64",
+    "close": "float64",
+    "volume": "int64",
+}
+
+
 def forming_bar(instrument: SimulatedInstrument, now: pd.Timestamp) -> pd.DataFrame:
-    """The bar of `now`'s minute as formed so far (no row when the minute has no trade)."""
+    """The bar of `now`'s minute as formed so far (no row when the minute has no trade).
+
+    Times are nanoseconds UTC with or without a row: a subscription's answer joins this to
+    the feed's bars, whose times may be coarser (a CSV feed's are microseconds), and the
+    answer's times are written as `protocol.format_times` reads them, nanoseconds. The
+    feed's own empty rows, returned once for a minute without a trade, kept the feed's unit
+    and so turned every time of that answer into seconds since 1970 divided by 1000.
+    """
     minute = now.floor("min")
     bars = instrument.feed.bars_between(minute, minute + MINUTE)
-    if bars.empty:
-        return bars
     columns = ["open", "high", "low", "close", "volume"]
-    values = _forming(tuple(bars[columns].iloc[0]), (now - minute) / MINUTE, instrument.min_tick)
-    return pd.DataFrame([[minute, *values]], columns=["timestamp", *columns])
+    rows = []
+    if not bars.empty:
+        fraction = (now - minute) / MINUTE
+        rows.append(
+            [minute, *_forming(tuple(bars[columns].iloc[0]), fraction, instrument.min_tick)]
+        )
+    return pd.DataFrame(rows, columns=["timestamp", *columns]).astype(FORMING_TYPES)
 
 
 def _forming(values: tuple, fraction: float, tick: float) -> tuple:
