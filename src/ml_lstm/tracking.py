@@ -99,7 +99,11 @@ def begin_message(conf: dict, project_path: Path, run_params: dict, run_info: di
         location = (project_path / location).resolve().as_uri()
     names = run_params.get("pipeline_names") or ["__default__"]
     tags = {key: value for key, value in run_params.items() if value}
-    tags.update(git_commit=run_info.get("git_commit"), ml_lstm_run_id=run_info.get("run_id"))
+    tags.update(
+        git_commit=run_info.get("git_commit"),
+        ml_lstm_run_id=run_info.get("run_id"),
+        kedro_command=kedro_command(run_params, names),
+    )
     return {
         "op": "begin",
         "tracking_uri": server["mlflow_tracking_uri"],
@@ -115,6 +119,22 @@ def begin_message(conf: dict, project_path: Path, run_params: dict, run_info: di
         # Optuna stamps trials in local time: so does this, to pick this run's trials.
         "trials_since": datetime.now().isoformat(),
     }
+
+
+def kedro_command(run_params: dict, pipeline_names: list[str]) -> str:
+    """The `kedro run` command line of the run's selection (as kedro-mlflow tags it)."""
+    options = {
+        "--pipelines": pipeline_names if pipeline_names != ["__default__"] else None,
+        "--tags": run_params.get("tags"),
+        "--nodes": run_params.get("node_names"),
+        "--from-nodes": run_params.get("from_nodes"),
+        "--to-nodes": run_params.get("to_nodes"),
+        "--from-inputs": run_params.get("from_inputs"),
+    }
+    parts = [f"{flag}={','.join(values)}" for flag, values in options.items() if values]
+    versions = run_params.get("load_versions") or {}
+    parts += [f"--load-versions={name}:{version}" for name, version in versions.items()]
+    return " ".join(["kedro run", *parts])
 
 
 def pipeline_params(pipeline: Any, catalog: Any, conf: dict) -> dict[str, str]:

@@ -1,21 +1,29 @@
-"""Tracking with kedro-mlflow through `kedro run` (KedroSession) in throw-away project copies,
-queried through MLflow's own API. The feature table is written straight into the copy, so
-the runs start at modelling."""
+"""Run tracking (ml_lstm.tracking) through `kedro run` (KedroSession) in throw-away project
+copies, queried through MLflow's own API. The feature table is written straight into the
+copy, so the runs start at modelling. Under every runner the MLflow run is logged by a
+process of its own; these runs are in this process, one after another, as the steps of
+`kedro run --pipelines update` are."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from support import copy_project
 from tuning_support import features
 
 pytestmark = pytest.mark.slow
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 FEATURES = ["log_return", "close", "volume", "sma_5"]
 RUN = {
@@ -51,11 +59,42 @@ def write_features(project: Path) -> None:
     (folder / "feature_list.json").write_text(json.dumps(listing))
 
 
-def run(project: Path, pipeline: str, env: str | None = None, **params) -> None:
+def run(project: Path, pipeline: str, env: str | None = None, runner=None, **params) -> None:
     bootstrap_project(project)
     runtime = {**RUN, "modelling": {**RUN["modelling"], **params}}
     with KedroSession.create(project_path=project, runtime_params=runtime, env=env) as session:
-        session.run(pipeline_names=[pipeline])
+        session.run(pipeline_names=[pipeline], runner=runner)
+
+
+def client_of(project: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns/mlflow.db'}")
+
+
+def all_runs(client) -> list:
+    experiment = client.get_experiment_by_name("ml_lstm")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def artifact_tree(client, run_id: str, path: str | None = None) -> set[str]:
+    tree = set()
+    for item in client.list_artifacts(run_id, path):
+        tree |= artifact_tree(client, run_id, item.path) if item.is_dir else {item.path}
+    return tree
+
+
+def contents(run, client) -> dict:
+    """What a run holds, less what differs between any two runs (ids, times, runner)."""
+    varying = {"runner", "run_id", "ml_lstm_run_id", "project_path", "nvda.model_version"}
+    varying |= {"runtime_params", "extra_params"}  # --params given one way or another
+    return {
+        "params": set(run.data.params),
+        "metrics": set(run.data.metrics),
+        "tags": set(run.data.tags) - varying,
+        "artifacts": artifact_tree(client, run.info.run_id),
+        "status": run.info.status,
+    }
 
 
 def mlflow_files(project: Path) -> list[Path]:
@@ -71,8 +110,6 @@ def mlflow_files(project: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory) -> dict:
     """A project copy after modelling, modelling again (promotion forced) and tuning."""
-    from mlflow import MlflowClient
-
     project = copy_project(tmp_path_factory.mktemp("tracked") / "project")
     write_features(project)
     champions = []
@@ -80,10 +117,8 @@ def tracked(tmp_path_factory) -> dict:
         run(project, "modelling", promotion=promotion)
         champions.append(json.loads((project / "data/06_models/nvda/champion.json").read_text()))
     run(project, "tuning")
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns/mlflow.db'}")
-    experiment = client.get_experiment_by_name("ml_lstm")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    return {"project": project, "client": client, "runs": runs, "champions": champions}
+    client = client_of(project)
+    return {"project": project, "client": client, "runs": all_runs(client), "champions": champions}
 
 
 def test_a_modelling_run_holds_its_params_metrics_and_artifacts(tracked):
@@ -156,3 +191,70 @@ def test_untracked_pipelines_create_no_store(tmp_path):
 
     assert any((project / "data/01_raw/nvda/minute_bars").glob("*.csv"))
     assert mlflow_files(project) == []
+
+
+def test_each_kedro_run_of_a_process_is_its_own_finished_mlflow_run(tracked):
+    import mlflow
+
+    runs = [run for run in tracked["runs"] if "mlflow.parentRunId" not in run.data.tags]
+    assert [run.data.tags["mlflow.runName"] for run in runs] == ["modelling", "modelling", "tuning"]
+    assert all(run.info.status == "FINISHED" for run in runs)
+    assert len({run.data.tags["ml_lstm_run_id"] for run in runs}) == 3
+    # Nothing of a run is left active in the Kedro process for the next run to log into.
+    assert mlflow.active_run() is None
+    # The tuning run logged no modelling metric, the modelling runs no tuning metric.
+    assert not [name for name in runs[2].data.metrics if name.startswith("nvda.lstm.")]
+    assert not [name for run in runs[:2] for name in run.data.metrics if ".tuning." in name]
+
+
+def test_a_parallel_run_holds_what_the_sequential_run_holds(tracked, tmp_path):
+    sequential = next(
+        run for run in tracked["runs"] if run.data.tags["mlflow.runName"] == "modelling"
+    )
+    project = copy_project(tmp_path / "project")
+    write_features(project)
+    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(RUN))
+
+    # A whole `kedro run` process (ParallelRunner forks it, which a process that has run
+    # TensorFlow cannot do safely); its nodes run in other processes, whose hooks see no
+    # MLflow run of their own.
+    result = subprocess.run(
+        [KEDRO, "run", "--runner", "ParallelRunner", "--pipelines", "modelling"],
+        cwd=project,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = client_of(project)
+    (parallel,) = all_runs(client)
+    assert contents(parallel, client) == contents(sequential, tracked["client"])
+    assert parallel.data.params == sequential.data.params
+    assert "ParallelRunner" in parallel.data.tags["runner"]
+    champion = client.get_model_version_by_alias("ml_lstm.nvda", "champion")
+    record = json.loads((project / "data/06_models/nvda/champion.json").read_text())
+    assert champion.tags["ml_lstm_version"] == record["version"]
+
+
+def test_a_dask_run_holds_what_the_sequential_run_holds(tracked, tmp_path):
+    from ml_lstm.runners import DaskRunner
+    from ml_lstm.runners.loopback import LoopbackCluster
+
+    sequential = next(
+        run for run in tracked["runs"] if run.data.tags["mlflow.runName"] == "modelling"
+    )
+    project = copy_project(tmp_path / "project")
+    write_features(project)
+
+    # Each instrument's nodes run as one task on a worker process of the loopback cluster.
+    with LoopbackCluster(tmp_path / "cluster", env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as cluster:
+        run(project, "modelling", runner=DaskRunner(address=cluster.address))
+
+    client = client_of(project)
+    (dask,) = all_runs(client)
+    assert contents(dask, client) == contents(sequential, tracked["client"])
+    assert dask.data.params == sequential.data.params
+    assert int(client.get_model_version_by_alias("ml_lstm.nvda", "champion").version) == 1
