@@ -32,6 +32,7 @@ logger = logging.getLogger("ml_lstm.tracking_worker")
 
 CHAMPION_ALIAS = "champion"
 BATCH = 100  # MLflow's limit of params (or tags) in one log_batch call
+MAX_ERRORS = 20
 TRIAL_METRICS = ("relative_mae", "relative_mae_std", "dm_p_value", "seconds")
 
 
@@ -289,6 +290,8 @@ def serve(messages: Any) -> dict:
             errors.append(f"{op} {message.get('name', '')}: {type(error).__name__}: {error}")
     if run is not None:
         _close(run, status, report)
+    if len(errors) > MAX_ERRORS:  # the report stays one short line
+        errors[MAX_ERRORS:] = [f"... and {len(errors) - MAX_ERRORS} more"]
     return report
 
 
