@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,8 @@ from data_processing_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml_lstm.calendars import NEW_YORK, trading_sessions
+from ml_lstm.calendars import NEW_YORK, trading_sessions, utc_nanoseconds
+from ml_lstm.pipelines.data_processing.gaps import Gaps, fill_minutes, find_gaps, locate_minutes
 from ml_lstm.pipelines.data_processing.nodes import (
     analyse_gaps,
     fill_gaps,
@@ -360,3 +363,29 @@ def test_missing_sessions_say_what_ingestion_recorded_for_them():
             "ingestion": {"failed": 1, "no_data": 2, "not_in_ledger": 1},
         }
     ]
+
+
+def test_cached_sessions_are_not_changed_through_a_returned_frame():
+    # trading_sessions answers repeated ranges from a cache (the live loop asks at every
+    # bar): what one caller does to its frame must not reach the next caller.
+    first = trading_sessions("XNYS", "2024-11-25", "2024-11-29")
+    expected = first.copy()
+    first["close"] = first["open"]
+    first["scheduled_close"] = first["open"]
+    again = trading_sessions("XNYS", "2024-11-25", "2024-11-29")
+    pd.testing.assert_frame_equal(again, expected)
+
+
+def test_filling_gaps_given_out_of_order_matches_filling_them_in_order():
+    day = session_minutes("XNYS", "2024-03-05")
+    minutes = day[~day.isin(list(day[[5, 6, 40, 41, 42, 200]]))]
+    bars = minute_bars(minutes)
+    sessions = trading_sessions("XNYS", "2024-03-05", "2024-03-05")
+    gaps = find_gaps(locate_minutes(bars, sessions), utc_nanoseconds(sessions["open"]))
+    order = np.arange(len(gaps.minutes))[::-1]
+    reversed_gaps = Gaps(*(values[order] for values in astuple(gaps)))
+    in_order, added = fill_minutes(bars, gaps, 5)
+    out_of_order, added_too = fill_minutes(bars, reversed_gaps, 5)
+    assert added == added_too == 6
+    pd.testing.assert_frame_equal(out_of_order, in_order)
+    assert in_order["timestamp"].is_monotonic_increasing

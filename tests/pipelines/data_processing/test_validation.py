@@ -225,3 +225,13 @@ def test_timestamps_in_ingestions_form_are_read_as_any_iso_text_is():
     assert fast.timestamp_ns.tolist() == general.timestamp_ns.tolist()
     # Valid, duplicate (the same minute again), bad, naive and not on a whole minute.
     assert set(fast.reason.tolist()) == {0, 1, 2, 3, 11}
+
+
+def test_an_empty_rejected_table_is_not_shared_between_calls():
+    # Without rejected rows the (empty) table is built once per column types: a caller
+    # adding to its copy must not change what the next call returns.
+    _, rejected, _ = validate(good_raw())
+    rejected["note"] = []
+    _, again, _ = validate(good_raw())
+    assert "note" not in again.columns
+    assert list(again.columns)[:3] == ["source_file", "source_line", "reason"]
