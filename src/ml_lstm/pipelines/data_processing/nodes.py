@@ -327,7 +327,10 @@ def _bars_in_calendar(
     if bars.empty:
         raise ValueError("No session bars to compute features from.")
     sessions = instrument_sessions(instrument, bars["session"].iloc[0], bars["session"].iloc[-1])
-    calendar_position = sessions.index.get_indexer(pd.DatetimeIndex(bars["session"]))
+    # Labels as the calendar writes them match as text; only others need parsing.
+    calendar_position = pd.Index(sessions.index.strftime("%Y-%m-%d")).get_indexer(bars["session"])
+    if (calendar_position < 0).any():
+        calendar_position = sessions.index.get_indexer(pd.DatetimeIndex(bars["session"]))
     if (calendar_position < 0).any():
         odd = bars["session"].iloc[int(np.flatnonzero(calendar_position < 0)[0])]
         raise ValueError(f"Bar session {odd} is not a {instrument['calendar']} session.")
