@@ -156,7 +156,8 @@ def rejected_rows(bars: pd.DataFrame, checked: CheckedBars) -> pd.DataFrame:
     if len(rows) == 0:
         # The usual case, and at every bar of a live session: the empty table for these
         # column types is built once.
-        signature = tuple((name, bars[name].dtype) for name in columns)
+        dtypes = dict(zip(bars.columns, bars.dtypes, strict=True))
+        signature = tuple((name, dtypes[name]) for name in columns)
         return _no_rejected_rows(signature).copy(deep=False)
     return _rejected_table(bars[columns], rows, checked.reason[rows])
 
