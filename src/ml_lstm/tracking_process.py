@@ -174,5 +174,10 @@ def _report(out: bytes, exitcode: int | None) -> dict | None:
         logger.info("MLflow: %s.", line)
     if report["run_id"]:
         logged = ", ".join(f"{count} {what}" for what, count in report["logged"].items())
-        logger.info("MLflow run %s logged: %s.", report["run_id"], logged)
+        logger.info(
+            "MLflow run %s logged: %s (logging process: %.2f s of CPU).",
+            report["run_id"],
+            logged,
+            report.get("cpu_seconds", float("nan")),
+        )
     return report
