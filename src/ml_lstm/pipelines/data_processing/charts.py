@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from matplotlib import units
+from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
 
@@ -45,19 +48,21 @@ def gap_chart(gap_report: dict) -> Figure:
     axes.set_ylabel("minutes")
     if not sessions.empty:
         # One line per session (a LineCollection): thousands of bar patches are slow to draw.
-        dates = pd.to_datetime(sessions["session"])
+        dates = date2num(pd.to_datetime(sessions["session"]).to_numpy())
         filled = sessions["filled_minutes"]
         total = filled + sessions["unfilled_minutes"]
         axes.vlines(dates, 0, filled, color="tab:orange", label="filled")
         axes.vlines(dates, filled, total, color="tab:blue", label="left as gap")
     for index, block in enumerate(gap_report["missing_sessions"]):
         axes.axvspan(
-            pd.Timestamp(block["first"]) - pd.Timedelta(hours=12),
-            pd.Timestamp(block["last"]) + pd.Timedelta(hours=12),
+            date2num(pd.Timestamp(block["first"]) - pd.Timedelta(hours=12)),
+            date2num(pd.Timestamp(block["last"]) + pd.Timedelta(hours=12)),
             color="tab:red",
             alpha=0.25,
             label="missing sessions" if index == 0 else None,
         )
+    if not sessions.empty or gap_report["missing_sessions"]:
+        _date_ticks(axes)
     axes.legend(loc="upper right")
     summary = gap_report["summary"]
     axes.set_xlabel(
@@ -66,3 +71,14 @@ def gap_chart(gap_report: dict) -> Figure:
         f"{summary['filled_gaps']} filled"
     )
     return figure
+
+
+def _date_ticks(axes) -> None:
+    """Date ticks and labels as matplotlib's date converter sets them up, on an axis that
+    was given date numbers: an axis with date units converts every drawn line's points
+    again at each draw (two per saved PNG, thousands of sessions), for the same picture."""
+    info = units.registry.get_converter(np.datetime64("2000-01-01")).axisinfo(None, axes.xaxis)
+    axes.xaxis.set_major_locator(info.majloc)
+    axes.xaxis.set_major_formatter(info.majfmt)
+    axes.xaxis.isDefault_majloc = True
+    axes.xaxis.isDefault_majfmt = True
