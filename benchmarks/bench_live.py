@@ -155,6 +155,10 @@ def latency(project: Path, separate_simulator: bool) -> dict:
         "max_ms": round(max(latencies), 1),
         "floor_ms": round(floor, 1),
         "p95_over_floor": round(percentile(latencies, 0.95) / floor, 2),
+        # The loop thread's own CPU time over the same spans (no wait for a core or a write):
+        # what the bar's path costs, apart from how busy the machine was.
+        "cpu_p50_ms": round(percentile(loop.stats.cpu_ms, 0.5), 1),
+        "cpu_p95_ms": round(percentile(loop.stats.cpu_ms, 0.95), 1),
         # The session's last bar waits for the closing backfill (its last minute comes from
         # TWS's historical answer, as no later bar proves it complete): the usual max.
         "last_bar_ms": round(latencies[-1], 1),
@@ -168,7 +172,8 @@ def latency(project: Path, separate_simulator: bool) -> dict:
         f"ms, max {row['max_ms']} ms (the last bar, after the closing backfill, "
         f"{row['last_bar_ms']} ms; max before it {row['max_before_last_bar_ms']} ms); floor "
         f"(features tail + one predict_on_batch) {row['floor_ms']} ms -> p95 / floor "
-        f"{row['p95_over_floor']}; stages (ms) median {stages}, p95 {stages_p95}, "
+        f"{row['p95_over_floor']}; the loop thread's CPU per bar p50 {row['cpu_p50_ms']} ms, "
+        f"p95 {row['cpu_p95_ms']} ms; stages (ms) median {stages}, p95 {stages_p95}, "
         f"max {stages_max}",
         flush=True,
     )

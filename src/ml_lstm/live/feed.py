@@ -70,8 +70,9 @@ class LiveFeed:
         self._offline_since = 0.0
         self.last_update = time.monotonic()
         # perf_counter of the newest arrival (update or currentTime): when a bar that it
-        # completes was known to be complete.
+        # completes was known to be complete; and this thread's CPU time then.
         self.arrived_at = time.perf_counter()
+        self.arrived_cpu = time.thread_time()
         self.now: pd.Timestamp | None = None
         self._samples: list[tuple[pd.Timestamp, float]] = []
 
@@ -132,6 +133,10 @@ class LiveFeed:
             self.fault = fault
         self.changed.set()
 
+    def _arrived(self) -> None:
+        self.arrived_at = time.perf_counter()
+        self.arrived_cpu = time.thread_time()
+
     # -- the feed's clock --------------------------------------------------------------
 
     async def current_time(self) -> pd.Timestamp:
@@ -142,7 +147,7 @@ class LiveFeed:
             )
         except (TimeoutError, ConnectionError, RequestError) as error:
             raise FeedFault(f"no currentTime from TWS ({type(error).__name__})") from None
-        self.arrived_at = time.perf_counter()
+        self._arrived()
         now = utc(answer)
         self.advance_clock(now)
         self._samples = [*self._samples[-1:], (now, time.monotonic())]
@@ -199,7 +204,7 @@ class LiveFeed:
         self.bars = bars
         bars.updateEvent += self._on_update
         self.last_update = time.monotonic()
-        self.arrived_at = time.perf_counter()
+        self._arrived()
         self.advance_clock(utc(bars[-1].date))
         self.changed.set()
         return bars
@@ -207,7 +212,7 @@ class LiveFeed:
     def _on_update(self, bars: BarDataList, has_new_bar: bool) -> None:
         self.last_update = time.monotonic()
         if has_new_bar:
-            self.arrived_at = time.perf_counter()
+            self._arrived()
             self.advance_clock(utc(bars[-1].date))
             self.changed.set()
 

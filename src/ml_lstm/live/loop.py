@@ -301,11 +301,12 @@ class InstrumentLoop:
                 )
             if bars:
                 self._complete_until = max(self._complete_until, utc(bars[-1].date))
-            await self._predict_completed(feed.arrived_at, write)
+            await self._predict_completed((feed.arrived_at, feed.arrived_cpu), write)
 
     async def _predict_completed(
-        self, completed_at: float, write: asyncio.Future | None = None
+        self, completed: tuple[float, float], write: asyncio.Future | None = None
     ) -> None:
+        """`completed`: perf_counter and thread CPU time when the ending update came."""
         for bar_start, bar_end in self._session.bars_ended(
             self.last_predicted, self._complete_until
         ):
@@ -320,7 +321,7 @@ class InstrumentLoop:
                         self._session.adopt(stored)
                         prediction = self._predictor_at(bar_start, bar_end)
                 if prediction is not None:
-                    self._record(prediction, completed_at, stored_at)
+                    self._record(prediction, completed, stored_at)
                 self.last_predicted = bar_start
         if write is not None:
             stored = await write
@@ -337,24 +338,14 @@ class InstrumentLoop:
             logger.info("%s: bar %s completed", self.symbol, bar_start)
         return prediction
 
-    def _record(self, prediction: Prediction, completed_at: float, stored_at: float) -> None:
+    def _record(
+        self, prediction: Prediction, completed: tuple[float, float], stored_at: float
+    ) -> None:
         """Appends the row (its latency measured up to now) and keeps the loop's figures."""
         row = prediction.row
-        row["latency_ms"] = round((time.perf_counter() - completed_at) * 1000, 3)
+        row["latency_ms"] = round((time.perf_counter() - completed[0]) * 1000, 3)
         self.store.append_prediction(row)
-        appended = time.perf_counter()
-        self.stats.latencies_ms.append((appended - completed_at) * 1000)
-        self.stats.stages_ms.append(
-            {
-                "bars": (prediction.bars_done - completed_at) * 1000,
-                "features": (prediction.features_done - prediction.bars_done) * 1000,
-                "predict": (prediction.predicted - prediction.features_done) * 1000,
-                "store_wait": max(0.0, stored_at - prediction.predicted) * 1000,
-                "append": (appended - max(stored_at, prediction.predicted)) * 1000,
-            }
-        )
-        self.stats.predictions.append(row.iloc[0].to_dict())
-        self.stats.feature_rows.append(prediction.features.iloc[-1])
+        self.stats.add(prediction, completed, stored_at, time.perf_counter(), time.thread_time())
         if self.settings.chart and self.test_range is not None:
             self._chart_features = prediction.features
             if self._chart is None or self._chart.done():
@@ -373,7 +364,7 @@ class InstrumentLoop:
         """The session is over: stop the stream and let the batch ingestion settle it. Its
         historical answer adds the last minute(s), which no later bar proved complete, and
         makes the ledger entry what a backfill writes; then the last bar is predicted."""
-        completed_at = self.feed.arrived_at
+        completed = (self.feed.arrived_at, self.feed.arrived_cpu)
         self.feed.cancel()
         self._closed.add(window.session)
         streamed = raw_text(self._session.raw)
@@ -390,7 +381,7 @@ class InstrumentLoop:
                 )
             self._session.adopt(stored)
         self._complete_until = window.close
-        await self._predict_completed(completed_at)
+        await self._predict_completed(completed)
         logger.info(
             "%s: session %s closed (%d minutes stored)",
             self.symbol,
