@@ -112,12 +112,27 @@ def gap_report(
             }
             for a, b in _runs(np.flatnonzero(~has_bars))
         ],
-        "sessions": per_session[has_bars].to_dict("records"),
-        "gaps": gap_table.to_dict("records"),
+        "sessions": None,
+        "gaps": None,
     }
     if on_us_holidays:
         report["summary"]["trailing_gaps_on_us_holidays"] = int(gap_table["us_holiday"].count())
-    return json_ready(report)
+    report = json_ready(report)
+    # The two long lists are built from Python values directly (what to_dict("records")
+    # and json_ready would make of them, without walking thousands of rows twice).
+    report["sessions"] = records(per_session[has_bars])
+    report["gaps"] = records(gap_table)
+    return report
+
+
+def records(table: pd.DataFrame) -> list[dict]:
+    """json_ready(table.to_dict("records")), column by column."""
+    columns = list(table.columns)
+    values = [
+        json_ready(table[name].tolist()) if table[name].dtype == object else table[name].tolist()
+        for name in table.columns
+    ]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _ledger_statuses(ledger_sessions: dict, labels: pd.Index) -> dict[str, int]:
