@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from ml_lstm.calendars import utc_nanoseconds
+
 SERVER_VERSION = 176
 MIN_CLIENT_VERSION = 157
 DEFAULT_ACCOUNT = "DU0000001"
@@ -132,7 +134,9 @@ def parse_duration(text: str) -> pd.Timedelta:
 def format_times(stamps: pd.Series, format_date: int, zone: str, label: str) -> list[str]:
     """Bar times as TWS writes them."""
     if format_date == 2:
-        return [str(seconds) for seconds in (stamps.astype("int64") // 10**9).tolist()]
+        # Through nanoseconds: a feed's times may be held at another resolution (pandas
+        # reads a CSV's at microseconds), and their integers would not be nanoseconds.
+        return [str(seconds) for seconds in (utc_nanoseconds(stamps) // 10**9).tolist()]
     pattern = f"%Y%m%d %H:%M:%S {label}" if label else "%Y%m%d  %H:%M:%S"
     return stamps.dt.tz_convert(zone).dt.strftime(pattern).tolist()
 

@@ -13,6 +13,7 @@ import logging
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from ib_insync import IB, LimitOrder, Stock
 from ingestion_support import (
@@ -21,6 +22,7 @@ from ingestion_support import (
     XAGUSD,
     assert_stored_equal_market,
     ingestion_parameters,
+    market_sessions,
     run_ingestion,
     stored_sessions,
     window_sessions,
@@ -435,3 +437,21 @@ def test_refetch_replaces_settled_sessions_with_the_sources(tmp_path):
     run_ingestion(tmp_path, {**parameters, "refetch": True})
     assert_stored_equal_market(tmp_path, NVDA, sessions)
     assert {entry["attempts"] for entry in ledger(tmp_path).values()} == {2}
+
+
+@pytest.mark.parametrize("format_date", [1, 2])
+def test_a_backfill_from_a_simulator_replaying_a_csv_stores_that_csv(tmp_path, format_date):
+    """The simulator's CSV replay (`--csv`): pandas reads its times at a resolution of its
+    choosing (microseconds here), and the answers must still carry the real bar times."""
+    sessions = SESSIONS[:2]
+    replayed = pd.concat(market_sessions(NVDA, sessions).values(), ignore_index=True)
+    csv_path = tmp_path / "replay.csv"
+    replayed.to_csv(csv_path, index=False)
+    parameters = ingestion_parameters(source="ib", start_date=sessions[0], end_date=sessions[-1])
+    parameters["requests"]["format_date"] = format_date
+
+    instrument = instrument_from_parameters(NVDA, 42, csv_path=str(csv_path))
+    with SimulatorThread([instrument]) as simulator:
+        run_ingestion(tmp_path / "raw", parameters, connection=connection(simulator))
+
+    assert_stored_equal_market(tmp_path / "raw", NVDA, sessions)
