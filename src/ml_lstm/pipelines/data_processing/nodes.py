@@ -4,6 +4,7 @@ resample within sessions and add features."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The dtype of text columns (pandas' astype(str)).
+TEXT = pd.api.types.pandas_dtype(str)
 # Sessions listed by name in the error about too many rejected rows.
 MAX_DATES_NAMED = 10
 
@@ -321,9 +324,13 @@ def _bars_in_calendar(
     """The bars (UTC times, text session labels), the calendar's sessions over their span
     and the position in it of each bar's session; every session must be the calendar's."""
     bars = hourly_bars.reset_index(drop=True)
-    bars["timestamp"] = utc(bars["timestamp"])
-    bars["bar_end"] = utc(bars["bar_end"])
-    bars["session"] = bars["session"].astype(str)
+    # Columns already in these types (as the bars come, live at every bar) are kept as they
+    # are: replacing a column costs more than the conversion.
+    for name in ("timestamp", "bar_end"):
+        if getattr(bars[name].dtype, "tz", None) is not UTC:
+            bars[name] = utc(bars[name])
+    if bars["session"].dtype != TEXT:
+        bars["session"] = bars["session"].astype(str)
     if bars.empty:
         raise ValueError("No session bars to compute features from.")
     sessions = instrument_sessions(instrument, bars["session"].iloc[0], bars["session"].iloc[-1])
