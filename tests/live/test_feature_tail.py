@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml_lstm.calendars import instrument_sessions
-from ml_lstm.live.loop import FAR
+from ml_lstm.live.bar_path import FAR
 from ml_lstm.live.session import read_raw, session_bars
 from ml_lstm.live.tail import feature_difference, history_tail, slowest_decay, tail_rows
 from ml_lstm.pipelines.data_processing.nodes import add_features

@@ -1,20 +1,30 @@
 """From a completed bar to its prediction: the session's bars from its stored minutes
 (data_processing's nodes, on this session's minutes only), add_features on a bounded tail
 of the earlier sessions' bars plus the session's (`tail.history_tail`, checked against the
-whole history once per session), and inference's predict_next_close.
+whole history once per session), and inference's predict_next_close; and the served model,
+loaded and checked once.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ml_lstm.calendars import utc
+from ml_lstm.pipelines.inference.nodes import check_served_model
 
-from .session import StreamedSession, features_with, predict_row
+from .session import StreamedSession, features_with, predict_row, session_bars
 from .tail import history_tail
+
+if TYPE_CHECKING:
+    from .store import LiveStore
+
+# "Now" for checking the model against the stored bars: every stored minute counts.
+FAR = pd.Timestamp("2200-01-01", tz="UTC")
 
 
 @dataclass
@@ -59,3 +69,28 @@ class BarPredictor:
         row = predict_row(self.model, features, self.instrument, self.inference, run_info)
         row["source"] = "live"
         return Prediction(row, features, bars_done, features_done, time.perf_counter())
+
+
+def load_served_model(
+    store: LiveStore, instrument: dict, parameters: dict
+) -> tuple[dict, pd.DataFrame]:
+    """The served model (champion or pinned) checked by inference's check_served_model
+    against the features of the stored bars, its graph traced; and those features."""
+    data_processing = parameters["data_processing"]
+    bars = session_bars(store.raw_table(), instrument, data_processing, FAR)
+    features, feature_list = features_with(bars, pd.DataFrame(), instrument, data_processing)
+    catalog, name = store.catalog, store.name
+    model = check_served_model(
+        catalog.load(f"{name}.served_model"),
+        catalog.load(f"{name}.champion_record"),
+        features,
+        feature_list,
+        parameters["modelling"],
+        data_processing,
+    )
+    # The first predict_on_batch traces the model's graph (~0.3 s): done now, not at the
+    # first bar.
+    manifest = model["manifest"]
+    warm = np.zeros((1, manifest["lookback"], len(manifest["features"])), dtype="float32")
+    model["model"].predict_on_batch(warm)
+    return model, features

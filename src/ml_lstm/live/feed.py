@@ -209,6 +209,30 @@ class LiveFeed:
         self.changed.set()
         return bars
 
+    async def historical_minutes(self, since: pd.Timestamp, end: pd.Timestamp) -> list:
+        """TWS's 1-minute bars from `since` to `end` (a plain historical request over this
+        connection, counted in the same pacing book); empty when TWS sent none in time."""
+        seconds = max(60, math.ceil((end - since).total_seconds()))
+        duration = f"{seconds} S" if seconds <= DAY_S else f"{math.ceil(seconds / DAY_S)} D"
+        end_text = utc(end).strftime("%Y%m%d-%H:%M:%S")
+        request = (end_text, duration, self.what_to_show, self.use_rth)
+        await self._limiter.acquire(request, (self.contract.conId, self.what_to_show))
+        try:
+            return await self._ib.reqHistoricalDataAsync(
+                self.contract,
+                end_text,
+                duration,
+                "1 min",
+                self.what_to_show,
+                self.use_rth,
+                formatDate=2,
+                timeout=self.requests.request_timeout_s,
+            )
+        except RequestError as error:
+            raise FeedFault(f"historical request refused: error {error.code}") from None
+        except ConnectionError:
+            raise FeedFault("the socket to TWS closed") from None
+
     def _on_update(self, bars: BarDataList, has_new_bar: bool) -> None:
         self.last_update = time.monotonic()
         if has_new_bar:

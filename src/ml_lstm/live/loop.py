@@ -11,26 +11,22 @@ import asyncio
 import logging
 import time
 
-import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionWindow
 from ml_lstm.calendars import instrument_sessions, utc
-from ml_lstm.pipelines.inference.nodes import check_served_model, forecast_test_range
+from ml_lstm.pipelines.inference.nodes import forecast_test_range
 
-from .bar_path import BarPredictor, Prediction
+from .bar_path import BarPredictor, Prediction, load_served_model
 from .feed import FeedFault, LiveFeed
 from .logs import held_logs
-from .session import StreamedSession, features_with, raw_text, session_bars
+from .session import StreamedSession, raw_text, session_bars
 from .settings import LiveSettings
 from .stats import LiveStats
 from .stopping import Stopper
 from .store import LiveStore
 
 logger = logging.getLogger(__name__)
-
-# "Now" for checking the model against the stored bars: every stored minute counts.
-FAR = pd.Timestamp("2200-01-01", tz="UTC")
 
 
 class InstrumentLoop:
@@ -186,24 +182,7 @@ class InstrumentLoop:
     def prepare(self) -> None:
         """Loads the served model (champion or pinned) once, checked against the features of
         the stored bars, before the feed is touched."""
-        bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, FAR)
-        features, feature_list = features_with(
-            bars, pd.DataFrame(), self.instrument, self.data_processing
-        )
-        catalog, name = self.store.catalog, self.store.name
-        self.model = check_served_model(
-            catalog.load(f"{name}.served_model"),
-            catalog.load(f"{name}.champion_record"),
-            features,
-            feature_list,
-            self.parameters["modelling"],
-            self.data_processing,
-        )
-        # The first predict_on_batch traces the model's graph (~0.3 s): done now, not at
-        # the first bar.
-        manifest = self.model["manifest"]
-        warm = np.zeros((1, manifest["lookback"], len(manifest["features"])), dtype="float32")
-        self.model["model"].predict_on_batch(warm)
+        self.model, features = load_served_model(self.store, self.instrument, self.parameters)
         self.predictor = BarPredictor(self.instrument, self.parameters, self.model, self.run_id)
         if self.settings.chart:
             self.test_range = forecast_test_range(
@@ -360,6 +339,30 @@ class InstrumentLoop:
                 self.store.refresh_chart, features, self.test_range, self.run_id
             )
 
+    async def _predict_last_bar(self, window: SessionWindow, completed: tuple) -> None:
+        """The session's last minutes, which no later bar proves complete, from TWS's
+        historical bars over the stream's own connection: stored and predicted at once,
+        before the closing backfill (a connection of its own and the ingestion pipeline,
+        a few hundred ms) settles the ledger. Left to that backfill when TWS does not answer."""
+        since = self._session.last_minute or window.open
+        try:
+            bars = await self.feed.historical_minutes(since, window.close)
+        except FeedFault as fault:
+            logger.info("%s: %s; the closing backfill brings the last minutes", self.symbol, fault)
+            return
+        if not bars:
+            return
+        with held_logs():
+            minutes = self._session.new_minutes(list(bars), self.feed.what_to_show)
+            if len(minutes):
+                self._session.add(minutes)
+                self.stats.minutes_written += len(minutes)
+            write = asyncio.get_running_loop().run_in_executor(
+                None, self.store.save_session, window.session, self._session.text
+            )
+            self._complete_until = window.close
+            await self._predict_completed(completed, write)
+
     async def _close_session(self, window: SessionWindow) -> None:
         """The session is over: stop the stream and let the batch ingestion settle it. Its
         historical answer adds the last minute(s), which no later bar proved complete, and
@@ -369,6 +372,7 @@ class InstrumentLoop:
         self._closed.add(window.session)
         streamed = raw_text(self._session.raw)
         self.stats.streamed_sessions[window.session] = streamed
+        await self._predict_last_bar(window, completed)
         await self._catch_up(self.feed.now)
         stored = self.store.stored_text(window.session)
         if stored is not None:

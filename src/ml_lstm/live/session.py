@@ -125,12 +125,17 @@ class StreamedSession:
         proves complete, in the raw layout. The last bar may still be forming, whatever the
         clock says (a stalled TWS answers currentTime without sending its final update):
         it is stored once a later bar comes, or by the closing backfill."""
+        return self.new_minutes(bars[:-1], what)
+
+    def new_minutes(self, bars: list, what: str) -> pd.DataFrame:
+        """Minutes of `bars` (complete ib_insync bars in time order) after the stored ones
+        and inside the session, in the raw layout."""
         last = self.last_minute
-        first = len(bars) - 1
+        first = len(bars)
         # Bars are in time order: only the newest few are new (the list grows all day).
         while first > 0 and (last is None or utc(bars[first - 1].date) > last):
             first -= 1
-        frame = bars_to_frame(bars[first:-1], self.window, what, self.instrument["symbol"])
+        frame = bars_to_frame(bars[first:], self.window, what, self.instrument["symbol"])
         return to_raw_format(frame)
 
     def add(self, minutes: pd.DataFrame) -> None:
