@@ -159,8 +159,8 @@ def latency(project: Path, separate_simulator: bool) -> dict:
         # what the bar's path costs, apart from how busy the machine was.
         "cpu_p50_ms": round(percentile(loop.stats.cpu_ms, 0.5), 1),
         "cpu_p95_ms": round(percentile(loop.stats.cpu_ms, 0.95), 1),
-        # The session's last bar waits for the closing backfill (its last minute comes from
-        # TWS's historical answer, as no later bar proves it complete): the usual max.
+        # The session's last bar waits for a historical request at the close (no later bar
+        # proves its last minute complete): apart, as it was the usual max.
         "last_bar_ms": round(latencies[-1], 1),
         "max_before_last_bar_ms": round(max(latencies[:-1]), 1),
         "median_stages_ms": stages,
@@ -169,7 +169,7 @@ def latency(project: Path, separate_simulator: bool) -> dict:
     }
     print(
         f"{row['benchmark']}: {row['bars']} bars, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} "
-        f"ms, max {row['max_ms']} ms (the last bar, after the closing backfill, "
+        f"ms, max {row['max_ms']} ms (the last bar, after a historical request at the close, "
         f"{row['last_bar_ms']} ms; max before it {row['max_before_last_bar_ms']} ms); floor "
         f"(features tail + one predict_on_batch) {row['floor_ms']} ms -> p95 / floor "
         f"{row['p95_over_floor']}; the loop thread's CPU per bar p50 {row['cpu_p50_ms']} ms, "
