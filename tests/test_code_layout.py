@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -79,3 +82,24 @@ def test_test_modules_have_unique_names():
     # whole collection on a fresh checkout.
     names = Counter(path.name for path in (PROJECT_ROOT / "tests").rglob("test_*.py"))
     assert [name for name, count in names.items() if count > 1] == []
+
+
+# What every `kedro` command pays before a node runs: registering the pipelines. Charts,
+# TensorFlow, MLflow and Optuna are imported where a node or a tool needs them.
+HEAVY_AT_REGISTRATION = ("matplotlib", "plotly", "tensorflow", "keras", "mlflow", "optuna")
+
+
+def test_registering_the_pipelines_imports_no_chart_model_or_tracking_library():
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        f"bootstrap_project(Path({str(PROJECT_ROOT)!r}))\n"
+        "from ml_lstm.pipeline_registry import register_pipelines\n"
+        "assert len(register_pipelines()['__default__'].nodes) > 0\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY_AT_REGISTRATION!r} if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

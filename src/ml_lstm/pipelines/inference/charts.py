@@ -13,13 +13,17 @@ training history saved by modelling.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from matplotlib.figure import Figure
 
 from ml_lstm.calendars import utc
+
+if TYPE_CHECKING:  # matplotlib and plotly cost ~0.5 s: imported where a chart is drawn,
+    # not when Kedro registers the pipelines (every `kedro` command does that).
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
 
 FIGSIZE = (10, 4.8)
 DPI = 110
@@ -39,6 +43,8 @@ def residual_band(forecasts: pd.DataFrame, coverage: float) -> tuple[float, floa
 
 
 def _new_figure(title: str, ylabel: str) -> tuple[Figure, object]:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     axes.set_title(title)
@@ -150,6 +156,8 @@ def latest_prediction_png(chart: LatestPrediction) -> Figure:
 
 def latest_prediction_plotly(chart: LatestPrediction) -> go.Figure:
     """The chart as a plotly figure (kedro-viz previews it), bars as categories."""
+    import plotly.graph_objects as go
+
     labels = bar_labels(chart.times)
     plot = go.Figure()
     plot.add_scatter(x=labels, y=chart.closes, mode="lines", name="close")
@@ -188,6 +196,8 @@ def test_range_figures(
     forecasts: pd.DataFrame, models: tuple[str, ...], symbol: str
 ) -> tuple[Figure, go.Figure]:
     """Actual closes on the test range against the LSTM's and every baseline's forecasts."""
+    import plotly.graph_objects as go
+
     times = utc(forecasts["target_bar_time"]).reset_index(drop=True)
     positions = np.arange(len(times))
     names = [name for name in models if forecasts[name].notna().any()]
@@ -226,6 +236,8 @@ def test_range_figures(
 
 def training_curves_plot(history: dict, title: str) -> go.Figure:
     """Training and validation loss per epoch (interactive; modelling draws the PNG)."""
+    import plotly.graph_objects as go
+
     plot = go.Figure()
     for name in ("loss", "val_loss"):
         values = history.get(name) or []

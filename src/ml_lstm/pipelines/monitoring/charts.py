@@ -8,18 +8,20 @@ object-oriented matplotlib API (no GUI backend).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from matplotlib.figure import Figure
-from plotly.subplots import make_subplots
 
 from ml_lstm.calendars import utc
 
 from .scorecard import countable
 from .scoring import PENDING
+
+if TYPE_CHECKING:  # matplotlib and plotly cost ~0.5 s: imported where a chart is drawn,
+    # not when Kedro registers the pipelines (every `kedro` command does that).
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
 
 
 def _series(scored: pd.DataFrame, window: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -50,6 +52,8 @@ def scorecard_figures(scored: pd.DataFrame, card: dict, symbol: str) -> tuple[An
 
 
 def _png(rows: pd.DataFrame, pending: pd.DataFrame, title: str, window: int) -> Figure:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(10, 6), dpi=110, layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     top.set_title(title)
@@ -80,6 +84,9 @@ def _png(rows: pd.DataFrame, pending: pd.DataFrame, title: str, window: int) -> 
 
 
 def _plotly(rows: pd.DataFrame, pending: pd.DataFrame, title: str, window: int) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35])
     times = rows["target_bar_time"]
     traces = [
