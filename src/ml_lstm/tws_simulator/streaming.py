@@ -155,11 +155,11 @@ FORMING_TYPES = {
 def forming_bar(instrument: SimulatedInstrument, now: pd.Timestamp) -> pd.DataFrame:
     """The bar of `now`'s minute as formed so far (no row when the minute has no trade).
 
-    Times are nanoseconds UTC with or without a row: a subscription's answer joins this to
-    the feed's bars, whose times may be coarser (a CSV feed's are microseconds), and the
-    answer's times are written as `protocol.format_times` reads them, nanoseconds. The
-    feed's own empty rows, returned once for a minute without a trade, kept the feed's unit
-    and so turned every time of that answer into seconds since 1970 divided by 1000.
+    Typed the same with or without a row (times in nanoseconds UTC): a subscription's answer
+    joins this to the feed's bars, and its times must not depend on whether the current
+    minute traded. (The feed's own empty rows, returned before for a minute without a
+    trade, kept a CSV feed's microseconds, which `protocol.format_times` then read as
+    nanoseconds: every time of that answer came out in January 1970.)
     """
     minute = now.floor("min")
     bars = instrument.feed.bars_between(minute, minute + MINUTE)
