@@ -242,9 +242,6 @@ class TrackingHook:
         if not self._enabled or not self._tracks(run_params):
             return
         run_info = catalog.load("run_info") if "run_info" in catalog else {}
-        uri = self._conf["server"]["mlflow_tracking_uri"]
-        if uri.startswith(SQLITE_PREFIX):
-            Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
         self._owner_pid, self._catalog = os.getpid(), catalog
         self._process = LoggingProcess.start(
             begin_message(self._conf, self._project_path, run_params, run_info)
@@ -264,7 +261,11 @@ class TrackingHook:
         self._send_dataset(process, dataset_name, self._catalog)
 
     def _send_dataset(self, process: LoggingProcess, name: str, catalog: Any) -> None:
-        message = dataset_message(name, catalog)
+        try:
+            message = dataset_message(name, catalog)
+        except Exception as error:  # tracking must never fail the run
+            logger.warning("MLflow tracking: %s not logged: %s", name, error)
+            return
         if message is not None:
             process.send(message)
             self._sent.add(name)

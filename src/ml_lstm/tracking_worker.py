@@ -31,6 +31,7 @@ from typing import Any
 logger = logging.getLogger("ml_lstm.tracking_worker")
 
 CHAMPION_ALIAS = "champion"
+SQLITE_PREFIX = "sqlite:///"
 BATCH = 100  # MLflow's limit of params (or tags) in one log_batch call
 MAX_ERRORS = 20
 TRIAL_METRICS = ("relative_mae", "relative_mae_std", "dm_p_value", "seconds")
@@ -75,7 +76,10 @@ class TrackedRun:
     def __init__(self, begin: dict) -> None:
         from mlflow import MlflowClient
 
-        self._client = MlflowClient(begin["tracking_uri"], begin.get("registry_uri"))
+        uri = begin["tracking_uri"]
+        if uri.startswith(SQLITE_PREFIX):  # the store's folder (mlruns/), made here
+            Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+        self._client = MlflowClient(uri, begin.get("registry_uri"))
         self._experiment_id = self._experiment(begin["experiment"])
         tags = {
             "mlflow.user": _user(),

@@ -7,6 +7,7 @@ process of its own; these runs are in this process, one after another, as the st
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -258,3 +259,29 @@ def test_a_dask_run_holds_what_the_sequential_run_holds(tracked, tmp_path):
     assert contents(dask, client) == contents(sequential, tracked["client"])
     assert dask.data.params == sequential.data.params
     assert int(client.get_model_version_by_alias("ml_lstm.nvda", "champion").version) == 1
+
+
+def test_a_store_that_cannot_be_opened_is_a_warning_not_a_failed_run(tmp_path):
+    project = copy_project(tmp_path / "project")
+    write_features(project)
+    (project / "mlruns").write_text("a file where the store's folder should be\n")
+    warnings = RecordingHandler()
+    logging.getLogger("ml_lstm.tracking").addHandler(warnings)
+    try:
+        run(project, "modelling")
+    finally:
+        logging.getLogger("ml_lstm.tracking").removeHandler(warnings)
+
+    assert (project / "data/06_models/nvda/champion.json").is_file()
+    assert (project / "data/08_reporting/nvda/metrics.json").is_file()
+    messages = [record.getMessage() for record in warnings.records]
+    assert [text for text in messages if "not logged: begin" in text and "FileExists" in text]
+
+
+class RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
