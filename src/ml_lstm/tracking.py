@@ -243,13 +243,16 @@ class TrackingHook:
             return
         run_info = catalog.load("run_info") if "run_info" in catalog else {}
         self._owner_pid, self._catalog = os.getpid(), catalog
-        self._process = LoggingProcess.start(
-            begin_message(self._conf, self._project_path, run_params, run_info)
-        )
+        try:
+            begin = begin_message(self._conf, self._project_path, run_params, run_info)
+            self._process = LoggingProcess.start(begin)
+        except Exception as error:  # tracking must never fail the run
+            logger.warning("MLflow tracking: this run is not tracked: %s", error)
+            return
         try:
             params = pipeline_params(pipeline, catalog, self._conf)
             self._process.send({"op": "params", "params": params})
-        except Exception as error:  # tracking must never fail the run
+        except Exception as error:
             logger.warning("MLflow tracking: the parameters could not be read: %s", error)
 
     @hook_impl
