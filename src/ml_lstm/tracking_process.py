@@ -1,11 +1,12 @@
 """The Kedro process's end of a run's MLflow logging process (`ml_lstm.tracking_worker`).
 
-Where the system can fork (Linux, macOS), the logging process is a fork of this one, made
+On Linux the logging process is a fork of this one, made
 when the pipeline starts, before any node runs: it inherits the modules this process has
 already imported (MLflow itself, which kedro-mlflow's CLI plugin imports in every `kedro`
 process, and pandas), so it only imports MLflow's SQLAlchemy store (a second of CPU rather
 than three for a fresh interpreter); it never touches this process's objects. Elsewhere
-(Windows) it is a fresh interpreter, `python -m ml_lstm.tracking_worker`.
+(Windows; macOS, where a fork of a process that has loaded system frameworks is unsafe) it
+is a fresh interpreter, `python -m ml_lstm.tracking_worker`.
 
 Messages are JSON lines on a pipe. They are encoded in the caller's thread and written by
 a thread that does nothing else (no imports, no MLflow), so a node never waits on a pipe
@@ -46,7 +47,7 @@ class LoggingProcess:
 
     @classmethod
     def start(cls, begin: dict) -> LoggingProcess:
-        if "fork" in multiprocessing.get_all_start_methods():
+        if sys.platform.startswith("linux"):
             handle = cls(*_Forked.start())
         else:
             handle = cls(*_Spawned.start())
