@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,6 @@ from .features import calendar_columns, indicators_by_stretch
 from .gaps import MinuteGaps, fill_minutes, find_gaps, locate_minutes
 from .reports import gap_report, json_ready, validation_report
 from .resampling import resample_minutes
-
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
-    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -219,10 +215,13 @@ def analyse_gaps(
     return report
 
 
-def plot_gaps(gap_report: dict) -> tuple[Figure, go.Figure]:
-    """The gap report as a chart: a PNG for people and a plotly figure for kedro-viz."""
+def plot_gaps(gap_report: dict) -> tuple[Any, Any]:
+    """The gap report as a chart: a PNG for people (matplotlib Figure) and a plotly Figure
+    for kedro-viz."""
     # Imported here: matplotlib and plotly cost ~0.4 s, which registering the pipelines
-    # (every kedro command) and the live loop's use of these nodes need not pay.
+    # (every kedro command) and the live loop's use of these nodes need not pay. The
+    # return type says Any for the same reason: Kedro resolves each node's type hints
+    # when it runs it, and a name imported only for type checkers fails there.
     from .charts import gap_calendar_plot, gap_chart
 
     return gap_chart(gap_report), gap_calendar_plot(gap_report)
