@@ -19,13 +19,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import Measurement, report
+from benchmarks.harness import measure_process, report
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEAT = 3
@@ -36,14 +35,6 @@ RUNTIME_PARAMS = {
     "modelling": {"training": {"epochs": 3}},
 }
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-_TIMED_CHILD = """
-import resource, subprocess, sys, time
-start = time.perf_counter()
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-seconds = time.perf_counter() - start
-print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-"""
 
 
 def make_project(target: Path) -> Path:
@@ -62,23 +53,6 @@ def make_project(target: Path) -> Path:
     with KedroSession.create(project_path=target, runtime_params=RUNTIME_PARAMS) as session:
         session.run()
     return target
-
-
-def timed_process(command: list[str], cwd: Path) -> Measurement:
-    """Best wall time of REPEAT runs of `command` (start to exit) and its peak RSS."""
-    runs = []
-    for _ in range(REPEAT):
-        result = subprocess.run(
-            [sys.executable, "-c", _TIMED_CHILD, *command],
-            cwd=cwd,
-            env=ENV,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        seconds, peak = map(float, result.stdout.split())
-        runs.append(Measurement(seconds, peak))
-    return Measurement(min(r.seconds for r in runs), max(r.peak_mib for r in runs))
 
 
 def champion_model_path(project: Path) -> Path:
@@ -143,12 +117,15 @@ def main() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as folder:
         project = make_project(Path(folder))
         kedro = [sys.executable, "-m", "kedro", "run", "--pipelines", "inference"]
-        ours = timed_process(kedro, project)
+        ours = measure_process(kedro, project, repeat=REPEAT, env=ENV)
         floor_script = (
             "import sys, keras, tensorflow; keras.saving.load_model(sys.argv[1], compile=False)"
         )
-        floor = timed_process(
-            [sys.executable, "-c", floor_script, str(champion_model_path(project))], project
+        floor = measure_process(
+            [sys.executable, "-c", floor_script, str(champion_model_path(project))],
+            project,
+            repeat=REPEAT,
+            env=ENV,
         )
         rows = [
             report(
