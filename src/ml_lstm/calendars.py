@@ -310,19 +310,30 @@ def align_to_session_open(times_ns: np.ndarray, opens_ns: np.ndarray, step_ns: i
     return start
 
 
-def session_bar_starts(sessions: pd.DataFrame, frequency: str) -> pd.DataFrame:
-    """Start and end (UTC) of every bar of `frequency`, aligned to each session's open.
-
-    The last bar of a session ends at the close, so it is shorter on early closes.
-    """
-    step_ns = bar_step_ns(frequency)
-    opens_ns, closes_ns = utc_nanoseconds(sessions["open"]), utc_nanoseconds(sessions["close"])
+def bar_bounds_ns(
+    opens_ns: np.ndarray, closes_ns: np.ndarray, step_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (UTC nanoseconds) of every bar of `step_ns`, aligned to each session's
+    open (sessions given by their open and close); the last bar of a session ends at the
+    close, so it is shorter on early closes."""
     counts = np.maximum(-(-(closes_ns - opens_ns) // step_ns), 0)
     session = np.repeat(np.arange(len(opens_ns)), counts)
     first_of_session = np.repeat(np.cumsum(counts) - counts, counts)
     offsets = (np.arange(len(session)) - first_of_session) * step_ns
     starts = align_to_session_open(opens_ns[session] + offsets, opens_ns[session], step_ns)
-    ends = np.minimum(starts + step_ns, closes_ns[session])
+    return starts, np.minimum(starts + step_ns, closes_ns[session])
+
+
+def session_bar_starts(sessions: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Start and end (UTC) of every bar of `frequency`, aligned to each session's open.
+
+    The last bar of a session ends at the close, so it is shorter on early closes.
+    """
+    starts, ends = bar_bounds_ns(
+        utc_nanoseconds(sessions["open"]),
+        utc_nanoseconds(sessions["close"]),
+        bar_step_ns(frequency),
+    )
     return pd.DataFrame(
         {
             "bar_start": from_utc_nanoseconds(starts),
@@ -340,15 +351,19 @@ def bar_after(
     Looks a week ahead first and widens the window only when that holds too few bars
     (long closures, many steps): computing a month of bars costs more than the prediction.
     """
+    step_ns = bar_step_ns(frequency)
     days = 7
     while True:
         sessions = instrument_sessions(
             instrument, bar_start - pd.Timedelta(days=1), bar_start + pd.Timedelta(days=days)
         )
-        starts = session_bar_starts(sessions, frequency)["bar_start"]
-        later = starts[starts > bar_start]
+        # On nanoseconds: inference asks at every live bar, and frames cost more than this.
+        starts, _ = bar_bounds_ns(
+            utc_nanoseconds(sessions["open"]), utc_nanoseconds(sessions["close"]), step_ns
+        )
+        later = starts[starts > utc(bar_start).value]
         if len(later) >= steps:
-            return pd.Timestamp(later.iloc[steps - 1])
+            return pd.Timestamp(int(later[steps - 1]), tz="UTC")
         if days >= 366:
             raise ValueError(
                 f"The {instrument['calendar']} calendar has no session {steps} bars after "
