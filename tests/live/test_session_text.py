@@ -11,7 +11,7 @@ from ib_insync import BarData
 from ml_lstm.backfill import SessionWindow
 from ml_lstm.calendars import utc
 from ml_lstm.ib_data import bars_to_frame
-from ml_lstm.live.session import StreamedSession, raw_text
+from ml_lstm.live.session import StreamedSession, raw_table, raw_text, read_raw
 from ml_lstm.pipelines.ingestion.nodes import to_raw_format
 
 WINDOW = SessionWindow("2024-07-01", utc("2024-07-01T13:30:00Z"), utc("2024-07-01T20:00:00Z"))
@@ -45,6 +45,11 @@ def test_the_text_grown_minute_by_minute_is_the_whole_session_written_at_once():
         whole = to_raw_format(bars_to_frame(bars[: seen - 1], WINDOW, "TRADES", "NVDA"))
         assert session.text == raw_text(whole)
         assert session.text == raw_text(session.raw)
+        # The bars are computed from the frames kept in memory: the same table as
+        # parsing the file's text gives.
+        pd.testing.assert_frame_equal(
+            raw_table(session.raw, session.file_name), read_raw(session.text, session.file_name)
+        )
         assert session.rows == seen - 1
         assert session.last_minute == pd.Timestamp(bars[seen - 2].date)
     assert "10.5" in session.text and "1000.0" in session.text  # floats from minute 40 on
@@ -60,3 +65,16 @@ def test_bars_end_in_order_and_each_is_named_once():
     assert session.bars_ended(utc("2024-07-01T13:29:00Z"), utc("2024-07-01T13:44:59Z")) == []
     everything = session.bars_ended(utc("2024-07-01T00:00:00Z"), WINDOW.close)
     assert len(everything) == 26 and everything[-1][1] == WINDOW.close
+
+
+def test_a_session_adopted_from_its_file_and_grown_gives_the_table_its_text_parses_to():
+    bars = feed_bars(60)
+    session = StreamedSession(WINDOW, {"symbol": "NVDA"}, "15min")
+    session.add(session.completed_minutes(bars[:20], "TRADES"))
+    adopted = StreamedSession(WINDOW, {"symbol": "NVDA"}, "15min")
+    adopted.adopt(session.text)
+    for seen in (21, 30, 45, 60):
+        adopted.add(adopted.completed_minutes(bars[:seen], "TRADES"))
+        pd.testing.assert_frame_equal(
+            raw_table(adopted.raw, adopted.file_name), read_raw(adopted.text, adopted.file_name)
+        )

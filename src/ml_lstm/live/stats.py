@@ -26,8 +26,8 @@ class LiveStats:
     # it waited for a core (a busy machine) or for the minutes' write.
     cpu_ms: list[float] = field(default_factory=list)
     # Per prediction, ms spent: from the bar's completion to the session's bars (the
-    # minutes handed to their write, data_processing's nodes on the session), add_features,
-    # predict_next_close, waiting for the minutes' write to end, the log append.
+    # minutes added to the session's text, data_processing's nodes on the session),
+    # add_features, predict_next_close, the minutes' write, the log append.
     stages_ms: list[dict[str, float]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     # Each session's raw file as streamed, before the closing catch-up added its last
@@ -45,7 +45,7 @@ class LiveStats:
     ) -> None:
         """A prediction whose row was appended at `appended` (perf_counter, `cpu` the loop
         thread's CPU time then); `completed`: both clocks when its bar's completion came;
-        `stored_at`: when the minutes' write had ended."""
+        `stored_at`: when the minutes' write, which follows the prediction, had ended."""
         completed_at, completed_cpu = completed
         self.latencies_ms.append((appended - completed_at) * 1000)
         self.cpu_ms.append((cpu - completed_cpu) * 1000)
@@ -54,7 +54,7 @@ class LiveStats:
                 "bars": (prediction.bars_done - completed_at) * 1000,
                 "features": (prediction.features_done - prediction.bars_done) * 1000,
                 "predict": (prediction.predicted - prediction.features_done) * 1000,
-                "store_wait": max(0.0, stored_at - prediction.predicted) * 1000,
+                "store": max(0.0, stored_at - prediction.predicted) * 1000,
                 "append": (appended - max(stored_at, prediction.predicted)) * 1000,
             }
         )
