@@ -26,8 +26,9 @@ FEATURE_FAMILIES = (
 )
 
 
-def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Series], int]:
-    """Price indicators named as in the feature table, and the rows of history they need."""
+def indicator_columns(close: np.ndarray, settings: dict) -> tuple[dict[str, np.ndarray], int]:
+    """Price indicators of the float closes `close`, named as in the feature table, and the
+    rows of history they need."""
     include = set(settings.get("include", FEATURE_FAMILIES))
     unknown = include - set(FEATURE_FAMILIES)
     if unknown:
@@ -35,11 +36,14 @@ def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Se
             f"data_processing.features.include names unknown families {sorted(unknown)}; "
             f"expected some of {list(FEATURE_FAMILIES)}."
         )
-    columns: dict[str, pd.Series] = {}
+    columns: dict[str, np.ndarray] = {}
     history = [0]
-    # close / close.shift(1) on the array: the same divisions, a NaN first.
-    values = close.to_numpy(dtype=float)
-    ratio = pd.Series(np.concatenate([[np.nan], values[1:] / values[:-1]]), index=close.index)
+    # Element-wise steps on the arrays, pandas only for its rolling and ewm kernels: on the
+    # live loop's few hundred bars each Series operation costs more than its arithmetic.
+    series = pd.Series(close)
+    emas = _MemoizedEma(series)
+    # close / close.shift(1): the same divisions, a NaN first.
+    ratio = np.concatenate([[np.nan], close[1:] / close[:-1]])
     log_return = np.log(ratio)
     if "return" in include:
         columns["return"] = ratio - 1
@@ -49,53 +53,98 @@ def indicator_columns(close: pd.Series, settings: dict) -> tuple[dict[str, pd.Se
         history.append(1)
     if "sma" in include:
         for window in settings["sma_windows"]:
-            columns[f"sma_{window}"] = close.rolling(window).mean()
+            columns[f"sma_{window}"] = series.rolling(window).mean().to_numpy()
             history.append(window - 1)
     if "ema" in include:
         for window in settings["ema_windows"]:
-            columns[f"ema_{window}"] = ema(close, window)
+            columns[f"ema_{window}"] = emas(window)
             history.append(window - 1)
     if "rsi" in include:
         window = settings["rsi_window"]
-        columns[f"rsi_{window}"] = wilder_rsi(close, window)
+        columns[f"rsi_{window}"] = wilder_rsi_values(close, window)
         history.append(window)
     if "macd" in include:
         fast, slow, signal = (settings["macd"][key] for key in ("fast", "slow", "signal"))
-        macd = ema(close, fast) - ema(close, slow)
+        macd = emas(fast) - emas(slow)
         columns["macd"] = macd
-        columns["macd_signal"] = macd.ewm(span=signal, adjust=False, min_periods=signal).mean()
+        columns["macd_signal"] = ema(pd.Series(macd), signal).to_numpy()
         history.append(max(fast, slow) + signal - 2)
     if "volatility" in include:
         for window in settings["volatility_windows"]:
-            columns[f"volatility_{window}"] = log_return.rolling(window).std()
+            columns[f"volatility_{window}"] = pd.Series(log_return).rolling(window).std().to_numpy()
             history.append(window)
     return columns, max(history)
 
 
+class _MemoizedEma:
+    """`ema` of one series by window, each computed once: MACD's fast and slow EMAs are
+    usually the `ema` family's own windows (12 and 26)."""
+
+    def __init__(self, series: pd.Series) -> None:
+        self.series = series
+        self.by_window: dict[int, np.ndarray] = {}
+
+    def __call__(self, window: int) -> np.ndarray:
+        if window not in self.by_window:
+            self.by_window[window] = ema(self.series, window).to_numpy()
+        return self.by_window[window]
+
+
 def indicators_by_stretch(
-    bars: pd.DataFrame, stretch: np.ndarray, settings: dict
-) -> tuple[np.ndarray, dict[str, np.ndarray], int, int]:
-    """The rows of `bars` that keep features (each stretch without its warm-up rows) and
-    their price indicators, each stretch computed on its own; the rows dropped in all and
-    the warm-up rows per stretch."""
-    rows, parts, dropped, warm_up = [], [], 0, 0
+    close: np.ndarray, stretch: np.ndarray, settings: dict
+) -> tuple[np.ndarray | slice, dict[str, np.ndarray], int, int]:
+    """The rows of the bars whose float closes are `close` that keep features (each stretch
+    without its warm-up rows; a slice when there is one stretch) and their price
+    indicators, each stretch computed on its own; the rows dropped in all and the warm-up
+    rows per stretch."""
     # `stretch` never decreases: each stretch is a run of rows (no groupby, whose set-up
     # costs more than the live loop's few hundred bars).
-    bounds = [0, *(np.flatnonzero(np.diff(stretch)) + 1).tolist(), len(bars)]
-    close = bars["close"]
+    bounds = [0, *(np.flatnonzero(np.diff(stretch)) + 1).tolist(), len(close)]
+    if len(bounds) == 2:
+        # One stretch (the live loop's tail, usually the batch too): a slice of the rows
+        # and of each column, nothing to join.
+        indicators, warm_up = indicator_columns(close, settings)
+        if warm_up >= len(close):
+            _all_warm_up(len(close), warm_up)
+        columns = {name: values[warm_up:] for name, values in indicators.items()}
+        return slice(warm_up, len(close)), columns, warm_up, warm_up
+    rows, parts, dropped, warm_up = [], [], 0, 0
     for start, end in itertools.pairwise(bounds):
-        indicators, warm_up = indicator_columns(close.iloc[start:end], settings)
+        indicators, warm_up = indicator_columns(close[start:end], settings)
         rows.append(np.arange(start + warm_up, end))
-        parts.append({name: values.to_numpy()[warm_up:] for name, values in indicators.items()})
+        parts.append({name: values[warm_up:] for name, values in indicators.items()})
         dropped += min(warm_up, end - start)
     kept = np.concatenate(rows)
     if len(kept) == 0:
-        raise ValueError(
-            f"All {len(bars)} session bars are warm-up rows (each stretch needs more than "
-            f"{warm_up} bars): process a longer span of minute bars."
-        )
+        _all_warm_up(len(close), warm_up)
     columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     return kept, columns, dropped, warm_up
+
+
+def _all_warm_up(bars: int, warm_up: int) -> None:
+    raise ValueError(
+        f"All {bars} session bars are warm-up rows (each stretch needs more than "
+        f"{warm_up} bars): process a longer span of minute bars."
+    )
+
+
+def joined_features(bars: pd.DataFrame, indicators: dict, calendar: dict) -> pd.DataFrame:
+    """The bars, then their indicators, then their calendar columns (which replace a column
+    of the same name), in one concatenation where no name repeats."""
+    added = {**indicators, **calendar}
+    if calendar.keys() & (set(bars.columns) | indicators.keys()):
+        features = pd.concat([bars, pd.DataFrame(indicators)], axis=1)
+        for name, values in calendar.items():
+            features[name] = values
+        return features
+    if not added or any(values.dtype != np.float64 for values in added.values()):
+        return pd.concat([bars, pd.DataFrame(added)], axis=1)
+    # Every added column is float64 (as configured): one 2-D block becomes the frame's own,
+    # instead of a column each that pandas then copies into one block.
+    block = np.empty((len(added), len(bars)))
+    for row, values in enumerate(added.values()):
+        block[row] = values
+    return pd.concat([bars, pd.DataFrame(block.T, columns=list(added), copy=False)], axis=1)
 
 
 def calendar_columns(
@@ -137,28 +186,34 @@ def wilder_rsi(close: pd.Series, window: int) -> pd.Series:
     window. 100 when there were only gains, 0 with only losses, 50 when the price did not
     move.
     """
-    # numpy on the arrays: the same element-wise operations as on Series (clip(lower=0)
-    # included: NaN and -0.0 kept), without their per-operation overhead.
-    change = close.diff().to_numpy()
-    gain = wilder_average(_at_least_zero(change, close.index), window).to_numpy()
-    loss = wilder_average(_at_least_zero(-change, close.index), window).to_numpy()
+    return pd.Series(wilder_rsi_values(close.to_numpy(dtype=float), window), index=close.index)
+
+
+def wilder_rsi_values(close: np.ndarray, window: int) -> np.ndarray:
+    """`wilder_rsi` of float closes."""
+    # numpy on the arrays: the same element-wise operations as on Series (diff, and
+    # clip(lower=0) with NaN and -0.0 kept), without their per-operation overhead.
+    change = np.concatenate([[np.nan], close[1:] - close[:-1]])
+    gain = wilder_average(_at_least_zero(change), window)
+    loss = wilder_average(_at_least_zero(-change), window)
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
         rsi = 100 * gain / np.where(total > 0, total, np.nan)
     rsi = np.where(total > 0, rsi, 50.0)
-    return pd.Series(np.where(np.isnan(gain), np.nan, rsi), index=close.index)
+    return np.where(np.isnan(gain), np.nan, rsi)
 
 
-def _at_least_zero(values: np.ndarray, index: pd.Index) -> pd.Series:
+def _at_least_zero(values: np.ndarray) -> np.ndarray:
     """Series.clip(lower=0) of `values`."""
-    return pd.Series(np.where(np.isnan(values) | (values >= 0), values, 0), index=index)
+    return np.where(np.isnan(values) | (values >= 0), values, 0)
 
 
-def wilder_average(values: pd.Series, window: int) -> pd.Series:
+def wilder_average(values: np.ndarray, window: int) -> np.ndarray:
     """Wilder's smoothing of `values` (whose first row is empty, as after a diff): the simple
     mean of rows 1..window at row `window`, then a recursive average with alpha 1/window."""
     seeded = np.full(len(values), np.nan)
     if len(values) > window:
-        seeded[window] = values.iloc[1 : window + 1].mean()
-        seeded[window + 1 :] = values.to_numpy()[window + 1 :]
-    return pd.Series(seeded, index=values.index).ewm(alpha=1 / window, adjust=False).mean()
+        # Series.mean, not ndarray.mean: pandas' NaN-skipping sum, as before.
+        seeded[window] = pd.Series(values[1 : window + 1]).mean()
+        seeded[window + 1 :] = values[window + 1 :]
+    return pd.Series(seeded).ewm(alpha=1 / window, adjust=False).mean().to_numpy()

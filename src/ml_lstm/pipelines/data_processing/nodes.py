@@ -4,7 +4,6 @@ resample within sessions and add features."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,14 @@ from ml_lstm.calendars import (
     utc_nanoseconds,
 )
 
-from .features import calendar_columns, indicators_by_stretch
+from .calendar_span import bars_in_calendar
+from .features import calendar_columns, indicators_by_stretch, joined_features
 from .gaps import MinuteGaps, fill_minutes, find_gaps, locate_minutes
 from .reports import gap_report, json_ready, validation_report
 from .resampling import resample_minutes
 
 logger = logging.getLogger(__name__)
 
-# The dtype of text columns (pandas' astype(str)).
-TEXT = pd.api.types.pandas_dtype(str)
 # Sessions listed by name in the error about too many rejected rows.
 MAX_DATES_NAMED = 10
 
@@ -273,19 +271,21 @@ def add_features(
     warm-up rows, where the longest indicator has not enough history yet.
     """
     settings = data_processing["features"]
-    bars, sessions, calendar_position = _bars_in_calendar(hourly_bars, instrument)
+    bars, span, calendar_position = bars_in_calendar(hourly_bars, instrument)
     skipped = np.diff(calendar_position, prepend=calendar_position[0]) - 1
     stretch = np.cumsum(skipped > settings["max_missing_sessions"])
-    rows, indicators, dropped, warm_up = indicators_by_stretch(bars, stretch, settings)
+    rows, indicators, dropped, warm_up = indicators_by_stretch(
+        bars["close"].to_numpy(dtype=float), stretch, settings
+    )
     session = calendar_position[rows]
     calendar = calendar_columns(
         utc_nanoseconds(bars["timestamp"])[rows],
-        utc_nanoseconds(sessions["open"])[session],
-        utc_nanoseconds(sessions["close"])[session],
-        sessions.index.day_of_week.to_numpy()[session],
+        span.open_ns[session],
+        span.close_ns[session],
+        span.weekday[session],
         settings,
     )
-    features = _joined(bars.iloc[rows].reset_index(drop=True), indicators, calendar)
+    features = joined_features(bars.iloc[rows].reset_index(drop=True), indicators, calendar)
     stretches = int(stretch[-1]) + 1
     logger.info(
         "Dropped %d warm-up rows (%d per stretch, %d stretches); %d feature rows remain",
@@ -304,40 +304,3 @@ def add_features(
         "settings": settings,
     }
     return features, json_ready(feature_list)
-
-
-def _joined(bars: pd.DataFrame, indicators: dict, calendar: dict) -> pd.DataFrame:
-    """The bars, then their indicators, then their calendar columns (which replace a column
-    of the same name), in one concatenation where no name repeats."""
-    if calendar.keys() & (set(bars.columns) | indicators.keys()):
-        features = pd.concat([bars, pd.DataFrame(indicators)], axis=1)
-        for name, values in calendar.items():
-            features[name] = values
-        return features
-    return pd.concat([bars, pd.DataFrame({**indicators, **calendar})], axis=1)
-
-
-def _bars_in_calendar(
-    hourly_bars: pd.DataFrame, instrument: dict
-) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """The bars (UTC times, text session labels), the calendar's sessions over their span
-    and the position in it of each bar's session; every session must be the calendar's."""
-    bars = hourly_bars.reset_index(drop=True)
-    # Columns already in these types (as the bars come, live at every bar) are kept as they
-    # are: replacing a column costs more than the conversion.
-    for name in ("timestamp", "bar_end"):
-        if getattr(bars[name].dtype, "tz", None) is not UTC:
-            bars[name] = utc(bars[name])
-    if bars["session"].dtype != TEXT:
-        bars["session"] = bars["session"].astype(str)
-    if bars.empty:
-        raise ValueError("No session bars to compute features from.")
-    sessions = instrument_sessions(instrument, bars["session"].iloc[0], bars["session"].iloc[-1])
-    # Labels as the calendar writes them match as text; only others need parsing.
-    calendar_position = pd.Index(sessions.index.strftime("%Y-%m-%d")).get_indexer(bars["session"])
-    if (calendar_position < 0).any():
-        calendar_position = sessions.index.get_indexer(pd.DatetimeIndex(bars["session"]))
-    if (calendar_position < 0).any():
-        odd = bars["session"].iloc[int(np.flatnonzero(calendar_position < 0)[0])]
-        raise ValueError(f"Bar session {odd} is not a {instrument['calendar']} session.")
-    return bars, sessions, calendar_position

@@ -1,0 +1,77 @@
+"""The calendar's sessions over a table of session bars, and where each bar's session lies
+among them (add_features' stretches and calendar columns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_lstm.calendars import instrument_sessions, utc, utc_nanoseconds
+
+# The dtype of text columns (pandas' astype(str)).
+TEXT = pd.api.types.pandas_dtype(str)
+
+
+@dataclass(frozen=True)
+class CalendarSpan:
+    """A calendar's sessions between two session labels, as add_features reads them."""
+
+    sessions: pd.DatetimeIndex
+    labels: pd.Index  # each session's label as text (YYYY-MM-DD)
+    open_ns: np.ndarray
+    close_ns: np.ndarray
+    weekday: np.ndarray
+
+
+@lru_cache(maxsize=64)
+def calendar_span(calendar: str, extended: bool, first: Any, last: Any) -> CalendarSpan:
+    """The sessions from `first` to `last`, cached: the live loop asks for the same span at
+    every bar, and the labels' text and its lookup table cost more than its features."""
+    sessions = instrument_sessions({"calendar": calendar, "extended_hours": extended}, first, last)
+    span = CalendarSpan(
+        sessions=sessions.index,
+        labels=pd.Index(sessions.index.strftime("%Y-%m-%d")),
+        open_ns=utc_nanoseconds(sessions["open"]).copy(),
+        close_ns=utc_nanoseconds(sessions["close"]).copy(),
+        weekday=sessions.index.day_of_week.to_numpy().copy(),
+    )
+    for values in (span.open_ns, span.close_ns, span.weekday):
+        values.flags.writeable = False  # shared by every caller of the cache
+    return span
+
+
+def bars_in_calendar(
+    hourly_bars: pd.DataFrame, instrument: dict
+) -> tuple[pd.DataFrame, CalendarSpan, np.ndarray]:
+    """The bars (UTC times, text session labels), the calendar's sessions over their span
+    and the position in it of each bar's session; every session must be the calendar's."""
+    bars = hourly_bars.reset_index(drop=True)
+    # Columns already in these types (as the bars come, live at every bar) are kept as they
+    # are: replacing a column costs more than the conversion.
+    for name in ("timestamp", "bar_end"):
+        if getattr(bars[name].dtype, "tz", None) is not UTC:
+            bars[name] = utc(bars[name])
+    if bars["session"].dtype != TEXT:
+        bars["session"] = bars["session"].astype(str)
+    if bars.empty:
+        raise ValueError("No session bars to compute features from.")
+    labels = bars["session"]
+    span = calendar_span(
+        instrument["calendar"],
+        bool(instrument.get("extended_hours", False)),
+        labels.iloc[0],
+        labels.iloc[-1],
+    )
+    # Labels as the calendar writes them match as text; only others need parsing.
+    calendar_position = span.labels.get_indexer(labels)
+    if (calendar_position < 0).any():
+        calendar_position = span.sessions.get_indexer(pd.DatetimeIndex(labels))
+    if (calendar_position < 0).any():
+        odd = labels.iloc[int(np.flatnonzero(calendar_position < 0)[0])]
+        raise ValueError(f"Bar session {odd} is not a {instrument['calendar']} session.")
+    return bars, span, calendar_position
