@@ -1,5 +1,6 @@
-"""The calendar's sessions over a table of session bars, and where each bar's session lies
-among them (add_features' stretches and calendar columns)."""
+"""The calendar's sessions around a table of minutes (validation, list_sessions) or over a
+table of session bars, with where each bar's session lies among them (add_features'
+stretches and calendar columns); cached, as the live loop asks for the same at every bar."""
 
 from __future__ import annotations
 
@@ -15,6 +16,35 @@ from ml_lstm.calendars import instrument_sessions, utc, utc_nanoseconds
 
 # The dtype of text columns (pandas' astype(str)).
 TEXT = pd.api.types.pandas_dtype(str)
+DAY_NS = 86_400 * 1_000_000_000
+# Days of calendar read on either side of a table's first and last minute: a session may
+# open the evening before its label (24x5 calendars) or close after midnight UTC.
+MARGIN_DAYS = 3
+
+
+def sessions_around(instrument: dict, first_ns: int, last_ns: int) -> pd.DataFrame:
+    """The instrument's sessions from MARGIN_DAYS before the UTC day of `first_ns` to as
+    many after that of `last_ns` (UTC nanoseconds). The frame is shared: read it only."""
+    return _sessions_between_days(
+        instrument["calendar"],
+        bool(instrument.get("extended_hours", False)),
+        int(first_ns) // DAY_NS - MARGIN_DAYS,
+        int(last_ns) // DAY_NS + MARGIN_DAYS,
+    )
+
+
+@lru_cache(maxsize=64)
+def _sessions_between_days(
+    calendar: str, extended: bool, first_day: int, last_day: int
+) -> pd.DataFrame:
+    """`instrument_sessions` between two UTC days (counted from 1970-01-01), cached: the
+    live loop asks for the same days at every bar, and the calendar's own cache costs more
+    to ask (timestamps built, normalized, compared) than a short session's checks."""
+    return instrument_sessions(
+        {"calendar": calendar, "extended_hours": extended},
+        pd.Timestamp(first_day * DAY_NS, tz="UTC"),
+        pd.Timestamp(last_day * DAY_NS, tz="UTC"),
+    )
 
 
 @dataclass(frozen=True)

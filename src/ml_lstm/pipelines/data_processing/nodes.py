@@ -15,18 +15,16 @@ from ml_lstm.calendars import (
     MINUTE_NS,
     bar_step_ns,
     from_utc_nanoseconds,
-    instrument_sessions,
-    session_of,
     session_positions,
     utc,
     utc_nanoseconds,
 )
 
-from .calendar_span import bars_in_calendar
+from .calendar_span import bars_in_calendar, sessions_around
 from .features import calendar_columns, indicators_by_stretch, joined_features
 from .gaps import MinuteGaps, fill_minutes, find_gaps, locate_minutes
 from .reports import gap_report, json_ready, validation_report
-from .resampling import resample_minutes
+from .resampling import BAR_COLUMNS, resample_minutes
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +75,7 @@ def _outside_sessions(valid: pd.DataFrame, instrument: dict) -> np.ndarray:
     if valid.empty:
         return np.zeros(0, dtype=bool)
     stamps_ns = utc_nanoseconds(valid["timestamp"])
-    first, last = (pd.Timestamp(value, tz="UTC") for value in stamps_ns[[0, -1]])
-    sessions = instrument_sessions(
-        instrument, first - pd.Timedelta(days=3), last + pd.Timedelta(days=3)
-    )
+    sessions = sessions_around(instrument, stamps_ns[0], stamps_ns[-1])
     outside = session_positions(stamps_ns, sessions) < 0
     if outside.any():
         logger.info(
@@ -158,10 +153,7 @@ def list_sessions(minute_bars: pd.DataFrame, instrument: dict, run_info: dict) -
     (`close`); `scheduled_close` keeps the calendar's close.
     """
     ends_ns = utc_nanoseconds(minute_bars["timestamp"])[[0, -1]]
-    first, last = (pd.Timestamp(value, tz="UTC") for value in ends_ns)
-    sessions = instrument_sessions(
-        instrument, first - pd.Timedelta(days=3), last + pd.Timedelta(days=3)
-    )
+    sessions = sessions_around(instrument, ends_ns[0], ends_ns[1])
     position = session_positions(ends_ns, sessions)
     sessions = sessions.iloc[position[0] : position[1] + 1]
     # On nanoseconds: Series.clip costs more than the rest of this node on one session.
@@ -243,22 +235,29 @@ def resample_to_session_bars(
 ) -> pd.DataFrame:
     """OHLCV bars of `frequency` aligned to each session's open, never spanning sessions,
     with the number of minutes and the share of filled minutes in each bar."""
-    position = session_of(minute_bars["timestamp"], sessions)
-    bars = resample_minutes(minute_bars, position, sessions, data_processing["frequency"])
-    if bars.empty:
-        return bars
+    timestamp_ns = utc_nanoseconds(minute_bars["timestamp"])
+    position = session_positions(timestamp_ns, sessions)
+    bars = resample_minutes(
+        minute_bars, timestamp_ns, position, sessions, data_processing["frequency"]
+    )
+    if bars is None:
+        return pd.DataFrame(columns=BAR_COLUMNS)
     # A bar that a session in progress cuts short is not finished: it is left out until a
-    # later run has all of its minutes. (Each bar's start lies in its own session.)
-    start_ns = utc_nanoseconds(bars["timestamp"])
-    scheduled_ns = utc_nanoseconds(sessions["scheduled_close"])[
-        session_of(bars["timestamp"], sessions)
-    ]
-    full_end = np.minimum(start_ns + bar_step_ns(data_processing["frequency"]), scheduled_ns)
-    finished = utc_nanoseconds(bars["bar_end"]) >= full_end
+    # later run has all of its minutes. Each bar's start lies in its own session: that of
+    # its minutes, when every minute lies in one (sessions never overlap).
+    bar_session = bars.session if (position >= 0).all() else None
+    if bar_session is None:
+        bar_session = session_positions(bars.start_ns, sessions)
+    scheduled_ns = utc_nanoseconds(sessions["scheduled_close"])[bar_session]
+    full_end = np.minimum(bars.start_ns + bar_step_ns(data_processing["frequency"]), scheduled_ns)
+    finished = bars.end_ns >= full_end
     if finished.all():
-        return bars
+        return bars.frame()
     logger.info("Left out %d bars not finished at the run's start", int((~finished).sum()))
-    return bars.loc[finished].reset_index(drop=True)
+    if not finished.any():
+        # No row left: the empty table keeps the columns' types as selecting rows does.
+        return bars.frame().loc[finished].reset_index(drop=True)
+    return bars.frame(finished)
 
 
 def add_features(

@@ -13,6 +13,9 @@ flat at the last close before it, with volume 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -37,17 +40,39 @@ BAR_COLUMNS = [
 ]
 
 
+@dataclass
+class SessionBars:
+    """The bars' columns (BAR_COLUMNS, before any is left out), with their starts and ends
+    in UTC nanoseconds and the position of their minutes' session."""
+
+    columns: dict[str, Any]
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+    session: np.ndarray
+
+    def frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The bars as a table; only `rows` (a mask) when given."""
+        if rows is None:
+            return pd.DataFrame(self.columns)
+        return pd.DataFrame({name: values[rows] for name, values in self.columns.items()})
+
+
 def resample_minutes(
-    bars: pd.DataFrame, session: np.ndarray, sessions: pd.DataFrame, frequency: str
-) -> pd.DataFrame:
-    """Bars of `frequency` from time-sorted minute bars located in `sessions`."""
+    bars: pd.DataFrame,
+    timestamp_ns: np.ndarray,
+    session: np.ndarray,
+    sessions: pd.DataFrame,
+    frequency: str,
+) -> SessionBars | None:
+    """Bars of `frequency` from time-sorted minute bars (at `timestamp_ns`) located in
+    `sessions`; None when there is no minute."""
     step_ns = bar_step_ns(frequency)
     # Whole-column temporaries are kept few: on ten years of minutes each one is 8 MB.
     bar_start = align_to_session_open(
-        utc_nanoseconds(bars["timestamp"]), utc_nanoseconds(sessions["open"])[session], step_ns
+        timestamp_ns, utc_nanoseconds(sessions["open"])[session], step_ns
     )
     if len(bar_start) == 0:
-        return pd.DataFrame(columns=BAR_COLUMNS)
+        return None
     if (bar_start[1:] < bar_start[:-1]).any():
         raise ValueError("Minute bars must be sorted by time before resampling.")
     first = np.concatenate([[0], np.flatnonzero(bar_start[1:] != bar_start[:-1]) + 1])
@@ -56,22 +81,33 @@ def resample_minutes(
     minutes = last - first + 1
     filled = bars["filled"].to_numpy() if "filled" in bars.columns else np.zeros(len(bars), bool)
     prices = real_print_prices(bars, filled, first, last)
-    labels = pd.DatetimeIndex(sessions.index).strftime("%Y-%m-%d").to_numpy()
     volume = np.add.reduceat(bars["volume"].to_numpy(dtype="float64"), first)
     if np.array_equal(volume, np.round(volume)):
         volume = volume.astype("int64")
-    bar_end = np.minimum(bar_start[first] + step_ns, closes)
-    return pd.DataFrame(
-        {
-            "timestamp": from_utc_nanoseconds(bar_start[first]),
-            "bar_end": from_utc_nanoseconds(bar_end),
-            "session": labels[session[first]],
-            **prices,
-            "volume": volume,
-            "minutes": minutes,
-            "filled_share": np.add.reduceat(filled.astype(np.int64), first) / minutes,
-        }
-    )
+    start_ns = bar_start[first]
+    end_ns = np.minimum(start_ns + step_ns, closes)
+    # DatetimeArrays, not indexes: the frame takes them as they are.
+    columns = {
+        "timestamp": from_utc_nanoseconds(start_ns).array,
+        "bar_end": from_utc_nanoseconds(end_ns).array,
+        "session": session_labels(sessions.index, session[first]),
+        **prices,
+        "volume": volume,
+        "minutes": minutes,
+        "filled_share": np.add.reduceat(filled.astype(np.int64), first) / minutes,
+    }
+    return SessionBars(columns, start_ns, end_ns, session[first])
+
+
+def session_labels(index: pd.Index, positions: np.ndarray) -> np.ndarray:
+    """The labels (YYYY-MM-DD text) of the sessions at `positions` of a sessions index."""
+    index = pd.DatetimeIndex(index)
+    if index.tz is None:
+        # The date of a naive label as numpy writes it (the same text as strftime's, which
+        # costs more than a short session's resampling).
+        days = index.to_numpy()[positions].astype("datetime64[D]")
+        return days.astype(str).astype(object)
+    return index.strftime("%Y-%m-%d").to_numpy()[positions]
 
 
 def real_print_prices(
