@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_lstm.calendars import MINUTE_NS, from_utc_nanoseconds, session_of, utc_nanoseconds
+from ml_lstm.calendars import MINUTE_NS, from_utc_nanoseconds, session_positions, utc_nanoseconds
 
 GAP_KINDS = ("leading", "inside", "trailing")
 VALUE_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -51,13 +51,13 @@ class MinuteGaps:
 
 def locate_minutes(bars: pd.DataFrame, sessions: pd.DataFrame) -> SessionMinutes:
     """Session and minute-of-session of each bar; every bar must lie inside a session."""
-    position = session_of(bars["timestamp"], sessions)
+    timestamp_ns = utc_nanoseconds(bars["timestamp"])
+    position = session_positions(timestamp_ns, sessions)
     if (position < 0).any():
         first = bars["timestamp"].iloc[int(np.flatnonzero(position < 0)[0])]
         raise ValueError(f"Minute bar at {first} lies outside the sessions of the calendar.")
     opens = utc_nanoseconds(sessions["open"])
     closes = utc_nanoseconds(sessions["close"])
-    timestamp_ns = utc_nanoseconds(bars["timestamp"])
     return SessionMinutes(
         timestamp_ns=timestamp_ns,
         session=position,

@@ -50,9 +50,11 @@ def validate_minute_bars(
         )
     checked = check_rows(bars)
     valid, keep, unsorted_rows = valid_rows(checked)
-    outside = _outside_sessions(valid, instrument)
-    valid = valid.loc[~outside].reset_index(drop=True) if outside.any() else valid
-    unfinished = _unfinished(valid, utc(run_info["started_at"]), instrument)
+    stamps_ns = utc_nanoseconds(valid["timestamp"])
+    outside = _outside_sessions(stamps_ns, instrument)
+    if outside.any():
+        valid, stamps_ns = valid.loc[~outside].reset_index(drop=True), stamps_ns[~outside]
+    unfinished = _unfinished(stamps_ns, utc(run_info["started_at"]), instrument)
     valid = valid.loc[~unfinished].reset_index(drop=True) if unfinished.any() else valid
 
     report = validation_report(bars, checked, unsorted_rows, keep[outside], len(valid))
@@ -70,11 +72,11 @@ def validate_minute_bars(
     return valid, rejected_rows(bars, checked), report
 
 
-def _outside_sessions(valid: pd.DataFrame, instrument: dict) -> np.ndarray:
-    """Which of the time-sorted `valid` bars lie outside every session of the calendar."""
-    if valid.empty:
+def _outside_sessions(stamps_ns: np.ndarray, instrument: dict) -> np.ndarray:
+    """Which of the time-sorted valid bars (at `stamps_ns`) lie outside every session of
+    the calendar."""
+    if len(stamps_ns) == 0:
         return np.zeros(0, dtype=bool)
-    stamps_ns = utc_nanoseconds(valid["timestamp"])
     sessions = sessions_around(instrument, stamps_ns[0], stamps_ns[-1])
     outside = session_positions(stamps_ns, sessions) < 0
     if outside.any():
@@ -88,9 +90,10 @@ def _outside_sessions(valid: pd.DataFrame, instrument: dict) -> np.ndarray:
     return outside
 
 
-def _unfinished(valid: pd.DataFrame, now: pd.Timestamp, instrument: dict) -> np.ndarray:
-    """Which bars had not finished at `now`, the run's start (a session in progress)."""
-    unfinished = utc_nanoseconds(valid["timestamp"]) > now.value - MINUTE_NS
+def _unfinished(stamps_ns: np.ndarray, now: pd.Timestamp, instrument: dict) -> np.ndarray:
+    """Which bars (at `stamps_ns`) had not finished at `now`, the run's start (a session in
+    progress)."""
+    unfinished = stamps_ns > now.value - MINUTE_NS
     if unfinished.any():
         logger.info(
             "%s: left out %d minute bars not finished at the run's start (%s)",

@@ -50,8 +50,17 @@ def validation_report(
         },
         "volume_not_reported": checked.volume_not_reported,
         "zero_volume": checked.zero_volume,
-        "files": int(bars["source_file"].nunique()),
+        "files": _distinct(bars["source_file"]),
     }
+
+
+def _distinct(values: pd.Series) -> int:
+    """Series.nunique() (missing values left out): for a categorical column (as the raw
+    table's file names are), the categories used, counted on their codes."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.array.codes
+        return int(np.count_nonzero(np.bincount(codes[codes >= 0])))
+    return int(values.nunique())
 
 
 def _locations(bars: pd.DataFrame, rows: np.ndarray) -> list[dict]:
