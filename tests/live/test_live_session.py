@@ -31,6 +31,9 @@ FAULTS = {
     "restart_minutes": 10,
     "stall_at": ["2024-06-03T18:20:00Z"],
     "stall_minutes": 60,
+    # TWS refuses the stream's request for the session's last minutes at the close: the
+    # closing backfill brings them (the stored file and the last bar's prediction below).
+    "history_refused_at": [CLOSE],
 }
 
 
@@ -115,6 +118,7 @@ def test_each_fault_was_met_and_recovered_from(streamed):
     assert "(1102)" in faults
     assert "stalled" in faults
     assert len(loop.stats.faults) >= 4
+    assert loop.stats.last_minutes_from_backfill == [LIVE_DAY]
 
 
 def test_a_start_before_the_open_sleeps_until_the_open(streamed):

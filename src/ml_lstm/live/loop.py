@@ -355,6 +355,7 @@ class InstrumentLoop:
             bars = await self.feed.historical_minutes(since, window.close)
         except FeedFault as fault:
             logger.info("%s: %s; the closing backfill brings the last minutes", self.symbol, fault)
+            self.stats.last_minutes_from_backfill.append(window.session)
             return
         if not bars:
             return

@@ -34,6 +34,9 @@ class LiveStats:
     # minute(s) from the historical answer.
     streamed_sessions: dict[str, str] = field(default_factory=dict)
     sleeps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    # Sessions whose last minutes TWS did not send over the stream's connection at the
+    # close: the closing backfill brought them.
+    last_minutes_from_backfill: list[str] = field(default_factory=list)
 
     def add(
         self,

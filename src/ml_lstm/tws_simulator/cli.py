@@ -60,6 +60,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--restart-at", action="append", default=[], help="daily-restart fault at (ISO, simulated)"
     )
     parser.add_argument("--restart-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--history-refused-at",
+        action="append",
+        default=[],
+        help="refuse the first historical request at or after this time (ISO, simulated)",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,6 +90,7 @@ def faults_from_arguments(arguments: argparse.Namespace) -> Faults:
         pacing=PacingRules() if arguments.enforce_pacing else None,
         restart_at=tuple(sorted(utc(text) for text in arguments.restart_at)),
         restart_minutes=arguments.restart_minutes,
+        history_refused_at=tuple(sorted(utc(text) for text in arguments.history_refused_at)),
     )
 
 

@@ -42,6 +42,10 @@ class Faults:
     stall_minutes: float = 5.0
     restart_at: tuple[pd.Timestamp, ...] = ()
     restart_minutes: float = 5.0
+    # The first plain historical request (not a subscription) received at or after each of
+    # these simulated times gets error 162 (pacing violation), as HMDS answers when many
+    # clients ask at once, e.g. at the close.
+    history_refused_at: tuple[pd.Timestamp, ...] = ()
 
     @classmethod
     def from_parameters(cls, parameters: dict | None) -> Faults:

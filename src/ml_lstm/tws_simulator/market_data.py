@@ -134,6 +134,12 @@ class MarketDataRequests:
             return
         request = (instrument.key, end_text, bar_size, duration_text, use_rth, what)
         refusal = self._refusal(number, request, instrument, bar_size, what)
+        if (
+            refusal is None
+            and not keep_up_to_date
+            and self.server.refuses_history(self.server.clock.now())
+        ):
+            refusal = self._pacing_error("injected at a set time")
         if refusal is not None:
             self.connection.error(req_id, *refusal)
             return

@@ -42,7 +42,7 @@ class TwsSimulator:
         now = self.clock.now()
         self._fired = {
             (kind, at)
-            for kind in ("drop_at", "connectivity_loss_at")
+            for kind in ("drop_at", "connectivity_loss_at", "history_refused_at")
             for at in getattr(self.faults, kind)
             if at < now
         }
@@ -115,6 +115,16 @@ class TwsSimulator:
                     else:
                         connection.lose_connectivity()
                     return True
+        return False
+
+    def refuses_history(self, now: pd.Timestamp) -> bool:
+        """Whether a plain historical request arriving at `now` is refused (the first one
+        at or after each `history_refused_at`)."""
+        for at in self.faults.history_refused_at:
+            if at <= now and ("history_refused_at", at) not in self._fired:
+                self._fired.add(("history_refused_at", at))
+                logger.info("TWS simulator: refusing a historical request at %s", now)
+                return True
         return False
 
     def stalled(self, now: pd.Timestamp) -> bool:
