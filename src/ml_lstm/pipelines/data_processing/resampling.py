@@ -105,8 +105,8 @@ def session_labels(index: pd.Index, positions: np.ndarray) -> np.ndarray:
     if index.tz is None:
         # The date of a naive label as numpy writes it (the same text as strftime's, which
         # costs more than a short session's resampling).
-        days = index.to_numpy()[positions].astype("datetime64[D]")
-        return days.astype(str).astype(object)
+        days = index.to_numpy().astype("datetime64[D]")
+        return days.astype(str).astype(object)[positions]
     return index.strftime("%Y-%m-%d").to_numpy()[positions]
 
 
