@@ -181,7 +181,7 @@ def test_cached_calendar_lookups_equal_the_calendar_and_cannot_be_changed():
                 pd.Timestamp(stamp) - pd.Timedelta(days=3),
                 pd.Timestamp(stamp) + pd.Timedelta(days=3),
             )
-            pd.testing.assert_frame_equal(sessions_around(instrument, ns, ns), expected)
+            pd.testing.assert_frame_equal(sessions_around(instrument, ns, ns).frame, expected)
     span = calendar_span("XNYS", False, "2024-03-04", "2024-03-08")
     for values in (span.open_ns, span.close_ns, span.weekday):
         with pytest.raises(ValueError, match="read-only"):

@@ -4,7 +4,7 @@ stretches and calendar columns); cached, as the live loop asks for the same at e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from functools import lru_cache
 from typing import Any
@@ -20,11 +20,35 @@ DAY_NS = 86_400 * 1_000_000_000
 # Days of calendar read on either side of a table's first and last minute: a session may
 # open the evening before its label (24x5 calendars) or close after midnight UTC.
 MARGIN_DAYS = 3
+# Session ranges whose list_sessions table is kept per range of days (the live loop's few).
+MAX_LISTED = 16
 
 
-def sessions_around(instrument: dict, first_ns: int, last_ns: int) -> pd.DataFrame:
+@dataclass
+class SessionsAround:
+    """The sessions around a table of minutes (`frame`: shared, read it only), and the
+    tables list_sessions starts from, built once per range of them."""
+
+    frame: pd.DataFrame
+    _listed: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict)
+
+    def listed(self, start: int, stop: int) -> pd.DataFrame:
+        """Sessions `start` to `stop` (positions, as iloc reads them) with `scheduled_close`
+        a copy of `close`: the caller's own table, whose columns it may replace."""
+        key = (int(start), int(stop))
+        if key not in self._listed:
+            if len(self._listed) >= MAX_LISTED:
+                self._listed.clear()
+            sessions = self.frame.iloc[start:stop]
+            self._listed[key] = sessions.assign(scheduled_close=sessions["close"])
+        # A shallow copy: replacing a column (list_sessions' close) costs a fifth of
+        # DataFrame.assign, and never reaches the cached table.
+        return self._listed[key].copy(deep=False)
+
+
+def sessions_around(instrument: dict, first_ns: int, last_ns: int) -> SessionsAround:
     """The instrument's sessions from MARGIN_DAYS before the UTC day of `first_ns` to as
-    many after that of `last_ns` (UTC nanoseconds). The frame is shared: read it only."""
+    many after that of `last_ns` (UTC nanoseconds)."""
     return _sessions_between_days(
         instrument["calendar"],
         bool(instrument.get("extended_hours", False)),
@@ -36,15 +60,16 @@ def sessions_around(instrument: dict, first_ns: int, last_ns: int) -> pd.DataFra
 @lru_cache(maxsize=64)
 def _sessions_between_days(
     calendar: str, extended: bool, first_day: int, last_day: int
-) -> pd.DataFrame:
+) -> SessionsAround:
     """`instrument_sessions` between two UTC days (counted from 1970-01-01), cached: the
     live loop asks for the same days at every bar, and the calendar's own cache costs more
     to ask (timestamps built, normalized, compared) than a short session's checks."""
-    return instrument_sessions(
+    sessions = instrument_sessions(
         {"calendar": calendar, "extended_hours": extended},
         pd.Timestamp(first_day * DAY_NS, tz="UTC"),
         pd.Timestamp(last_day * DAY_NS, tz="UTC"),
     )
+    return SessionsAround(sessions)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def _outside_sessions(stamps_ns: np.ndarray, instrument: dict) -> np.ndarray:
     the calendar."""
     if len(stamps_ns) == 0:
         return np.zeros(0, dtype=bool)
-    sessions = sessions_around(instrument, stamps_ns[0], stamps_ns[-1])
+    sessions = sessions_around(instrument, stamps_ns[0], stamps_ns[-1]).frame
     outside = session_positions(stamps_ns, sessions) < 0
     if outside.any():
         logger.info(
@@ -156,13 +156,14 @@ def list_sessions(minute_bars: pd.DataFrame, instrument: dict, run_info: dict) -
     (`close`); `scheduled_close` keeps the calendar's close.
     """
     ends_ns = utc_nanoseconds(minute_bars["timestamp"])[[0, -1]]
-    sessions = sessions_around(instrument, ends_ns[0], ends_ns[1])
-    position = session_positions(ends_ns, sessions)
-    sessions = sessions.iloc[position[0] : position[1] + 1]
+    around = sessions_around(instrument, ends_ns[0], ends_ns[1])
+    position = session_positions(ends_ns, around.frame)
+    sessions = around.listed(position[0], position[1] + 1)
     # On nanoseconds: Series.clip costs more than the rest of this node on one session.
     now_ns = utc(run_info["started_at"]).floor("min").value
-    close = from_utc_nanoseconds(np.minimum(utc_nanoseconds(sessions["close"]), now_ns))
-    return sessions.assign(close=close, scheduled_close=sessions["close"])
+    scheduled_ns = utc_nanoseconds(sessions["scheduled_close"])
+    sessions["close"] = from_utc_nanoseconds(np.minimum(scheduled_ns, now_ns))
+    return sessions
 
 
 def locate_gaps(minute_bars: pd.DataFrame, sessions: pd.DataFrame) -> MinuteGaps:
