@@ -27,6 +27,8 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 REQUIRED_COLUMNS = ["timestamp", *PRICE_COLUMNS]
 MINUTE_COLUMNS = [*REQUIRED_COLUMNS, "volume"]
 NO_VOLUME_MARKER = -1
+# The columns of the valid bars (MINUTE_COLUMNS), as the index every such table shares.
+VALID_COLUMNS = pd.Index(MINUTE_COLUMNS)
 
 
 class Reason(IntEnum):
@@ -124,9 +126,10 @@ def check_rows(bars: pd.DataFrame) -> CheckedBars:
     return CheckedBars(reason, timestamp_ns, prices, volume, volume_not_reported, zero_volume)
 
 
-def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """The valid rows sorted by time (UTC timestamps, float prices and volume), their
-    positions in the raw table, and how many of them were out of order."""
+def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, int]:
+    """The valid rows sorted by time (UTC timestamps, float prices and volume), their times
+    in UTC nanoseconds, their positions in the raw table, and how many of them were out of
+    order."""
     keep = np.flatnonzero(checked.reason == 0)
     # Every row valid (the usual case): the times as they are, not a copy.
     timestamps = (
@@ -140,7 +143,7 @@ def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, int]:
     everything = len(keep) == len(checked.reason) and not unsorted_rows
     valid = pd.DataFrame(
         {
-            "timestamp": from_utc_nanoseconds(timestamps),
+            "timestamp": from_utc_nanoseconds(timestamps).array,
             **{
                 column: values if everything else values[keep]
                 for column, values in [*checked.prices.items(), ("volume", checked.volume)]
@@ -148,7 +151,10 @@ def valid_rows(checked: CheckedBars) -> tuple[pd.DataFrame, np.ndarray, int]:
         },
         copy=False,
     )
-    return valid, keep, unsorted_rows
+    # The same labels as one shared index (immutable but for its name, which nothing
+    # sets), whose lookup table is built once, not at each new frame's first lookup.
+    valid.columns = VALID_COLUMNS
+    return valid, timestamps, keep, unsorted_rows
 
 
 def rejected_rows(bars: pd.DataFrame, checked: CheckedBars) -> pd.DataFrame:

@@ -49,8 +49,7 @@ def validate_minute_bars(
             "first (kedro run --pipelines ingestion)."
         )
     checked = check_rows(bars)
-    valid, keep, unsorted_rows = valid_rows(checked)
-    stamps_ns = utc_nanoseconds(valid["timestamp"])
+    valid, stamps_ns, keep, unsorted_rows = valid_rows(checked)
     outside = _outside_sessions(stamps_ns, instrument)
     if outside.any():
         valid, stamps_ns = valid.loc[~outside].reset_index(drop=True), stamps_ns[~outside]

@@ -38,6 +38,7 @@ BAR_COLUMNS = [
     "minutes",
     "filled_share",
 ]
+BAR_INDEX = pd.Index(BAR_COLUMNS)
 
 
 @dataclass
@@ -53,8 +54,13 @@ class SessionBars:
     def frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
         """The bars as a table; only `rows` (a mask) when given."""
         if rows is None:
-            return pd.DataFrame(self.columns)
-        return pd.DataFrame({name: values[rows] for name, values in self.columns.items()})
+            bars = pd.DataFrame(self.columns)
+        else:
+            bars = pd.DataFrame({name: values[rows] for name, values in self.columns.items()})
+        # The same labels as one shared index (immutable but for its name, which nothing
+        # sets), whose lookup table is built once, not at each new frame's first lookup.
+        bars.columns = BAR_INDEX
+        return bars
 
 
 def resample_minutes(
