@@ -36,14 +36,16 @@ class SessionsAround:
         """Sessions `start` to `stop` (positions, as iloc reads them) with `scheduled_close`
         a copy of `close`: the caller's own table, whose columns it may replace."""
         key = (int(start), int(stop))
-        if key not in self._listed:
+        # Read once (a runner's threads may share this object): a lookup, then a local.
+        listed = self._listed.get(key)
+        if listed is None:
             if len(self._listed) >= MAX_LISTED:
                 self._listed.clear()
             sessions = self.frame.iloc[start:stop]
-            self._listed[key] = sessions.assign(scheduled_close=sessions["close"])
+            listed = self._listed[key] = sessions.assign(scheduled_close=sessions["close"])
         # A shallow copy: replacing a column (list_sessions' close) costs a fifth of
         # DataFrame.assign, and never reaches the cached table.
-        return self._listed[key].copy(deep=False)
+        return listed.copy(deep=False)
 
 
 def sessions_around(instrument: dict, first_ns: int, last_ns: int) -> SessionsAround:
