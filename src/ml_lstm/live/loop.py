@@ -279,7 +279,7 @@ class InstrumentLoop:
                 )
             if bars:
                 self._complete_until = max(self._complete_until, utc(bars[-1].date))
-            await self._predict_completed((feed.arrived_at, feed.arrived_cpu), pending)
+            self._predict_completed((feed.arrived_at, feed.arrived_cpu), pending)
 
     def _store(self, text: str) -> bool:
         """Writes the session's `text`; False when its file then holds rows of another
@@ -291,26 +291,29 @@ class InstrumentLoop:
         session.adopt(stored)
         return False
 
-    async def _predict_completed(
+    def _predict_completed(
         self, completed: tuple[float, float], pending: str | None = None
     ) -> None:
         """`completed`: perf_counter and thread CPU time when the ending update came;
-        `pending`: the session's text still to be written before any row is appended."""
-        for bar_start, bar_end in self._session.bars_ended(
-            self.last_predicted, self._complete_until
-        ):
-            if bar_start > self.last_predicted:
-                prediction = self._predictor_at(bar_start, bar_end)
-                if pending is not None:
-                    unchanged, pending = self._store(pending), None
-                    if not unchanged:
-                        # Another writer's rows were kept: predict from what is stored.
-                        prediction = self._predictor_at(bar_start, bar_end)
-                if prediction is not None:
-                    self._record(prediction, completed, time.perf_counter())
-                self.last_predicted = bar_start
-        if pending is not None:
-            self._store(pending)
+        `pending`: the session's text still to be written before any row is appended (and
+        written even when a prediction fails: the minutes are never lost)."""
+        try:
+            for bar_start, bar_end in self._session.bars_ended(
+                self.last_predicted, self._complete_until
+            ):
+                if bar_start > self.last_predicted:
+                    prediction = self._predictor_at(bar_start, bar_end)
+                    if pending is not None:
+                        unchanged, pending = self._store(pending), None
+                        if not unchanged:
+                            # Another writer's rows were kept: predict from what is stored.
+                            prediction = self._predictor_at(bar_start, bar_end)
+                    if prediction is not None:
+                        self._record(prediction, completed, time.perf_counter())
+                    self.last_predicted = bar_start
+        finally:
+            if pending is not None:
+                self._store(pending)
 
     def _predictor_at(self, bar_start: pd.Timestamp, bar_end: pd.Timestamp) -> Prediction | None:
         prediction = self.predictor.predict(self._session, bar_start, bar_end)
@@ -364,7 +367,7 @@ class InstrumentLoop:
                 self._session.add(minutes)
                 self.stats.minutes_written += len(minutes)
             self._complete_until = window.close
-            await self._predict_completed(completed, self._session.text)
+            self._predict_completed(completed, self._session.text)
 
     async def _close_session(self, window: SessionWindow) -> None:
         """The session is over: stop the stream and let the batch ingestion settle it. Its
@@ -388,7 +391,7 @@ class InstrumentLoop:
                 )
             self._session.adopt(stored)
         self._complete_until = window.close
-        await self._predict_completed(completed)
+        self._predict_completed(completed)
         logger.info(
             "%s: session %s closed (%d minutes stored)",
             self.symbol,
