@@ -20,7 +20,7 @@ from ml_lstm.pipelines.inference.nodes import forecast_test_range
 from .bar_path import BarPredictor, Prediction, load_served_model
 from .feed import FeedFault, LiveFeed
 from .logs import held_logs
-from .session import StreamedSession, raw_text, session_bars
+from .session import EarlierRows, StreamedSession, bars_and_rejected, raw_text
 from .settings import LiveSettings
 from .stats import LiveStats
 from .stopping import Stopper
@@ -60,6 +60,7 @@ class InstrumentLoop:
         # catch-up's historical answer had it).
         self._complete_until = pd.Timestamp(0, tz="UTC")
         self._history_before: str | None = None
+        self._earlier_rows = EarlierRows()
         self.predictor: BarPredictor | None = None
         self._chart: asyncio.Future | None = None
         self._chart_features: pd.DataFrame | None = None
@@ -193,11 +194,14 @@ class InstrumentLoop:
         """The session's stored minutes and the bars of the sessions before it."""
         if self._history_before != window.session:
             # Earlier sessions do not change while this one streams: read them once.
-            bars = session_bars(self.store.raw_table(), self.instrument, self.data_processing, now)
+            table = self.store.raw_table()
+            bars, rejected = bars_and_rejected(table, self.instrument, self.data_processing, now)
             earlier = bars["session"].astype(str) < window.session
             self.predictor.use_history(bars[earlier].reset_index(drop=True))
+            self._earlier_rows = EarlierRows.before(window.session, table, rejected)
             self._history_before = window.session
         session = StreamedSession(window, self.instrument, self.frequency)
+        session.earlier = self._earlier_rows
         stored = self.store.stored_text(window.session)
         if stored is not None and stored.count("\n") > 1:
             session.adopt(stored)

@@ -82,17 +82,62 @@ def raw_table(raw: pd.DataFrame, file_name: str) -> pd.DataFrame:
     return table
 
 
+@dataclass(frozen=True)
+class EarlierRows:
+    """Raw rows read, and rejected by validation, in the stored files of the sessions before
+    the one streamed. Batch judges `data_processing.max_rejected_share` over every stored
+    file; live validates only the session's minutes at each bar, so it judges the share over
+    these rows plus the session's, as batch would (one bad minute in the morning is not
+    20% of a few minutes)."""
+
+    read: int = 0
+    rejected: int = 0
+
+    @classmethod
+    def before(cls, session: str, raw_table: pd.DataFrame, rejected: pd.DataFrame) -> EarlierRows:
+        """The rows of `raw_table` (and of its `rejected` rows) not in `session`'s file."""
+        this_file = f"{session}.csv"
+        return cls(
+            int((raw_table["source_file"] != this_file).sum()),
+            int((rejected["source_file"] != this_file).sum()),
+        )
+
+
 def session_bars(
-    raw_table: pd.DataFrame, instrument: dict, data_processing: dict, now: pd.Timestamp
+    raw_table: pd.DataFrame,
+    instrument: dict,
+    data_processing: dict,
+    now: pd.Timestamp,
+    earlier: EarlierRows = EarlierRows(),
 ) -> pd.DataFrame:
     """data_processing's bars (finished by `now`) of a raw table, node by node."""
+    return bars_and_rejected(raw_table, instrument, data_processing, now, earlier)[0]
+
+
+def bars_and_rejected(
+    raw_table: pd.DataFrame,
+    instrument: dict,
+    data_processing: dict,
+    now: pd.Timestamp,
+    earlier: EarlierRows = EarlierRows(),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`session_bars` and the raw rows validation rejected (with their `source_file`)."""
     run_info = {"started_at": now.isoformat()}
     valid, rejected, report = validate_minute_bars(raw_table, instrument, data_processing, run_info)
+    if earlier.read:
+        read = report["rows_read"] + earlier.read
+        rejected_rows = report["rows_rejected"] + earlier.rejected
+        report = {
+            **report,
+            "rows_read": read,
+            "rows_rejected": rejected_rows,
+            "rejected_share": rejected_rows / read,
+        }
     minutes = accept_minute_bars(valid, rejected, report, data_processing)
     sessions = list_sessions(minutes, instrument, run_info)
     gaps = locate_gaps(minutes, sessions)
     filled = fill_gaps(minutes, gaps, data_processing)
-    return resample_to_session_bars(filled, sessions, data_processing)
+    return resample_to_session_bars(filled, sessions, data_processing), rejected
 
 
 @dataclass
@@ -112,6 +157,8 @@ class StreamedSession:
     _parts: list[pd.DataFrame] = field(init=False, default_factory=list)
     _last: pd.Timestamp | None = field(init=False, default=None)
     rows: int = field(init=False, default=0)
+    # The stored rows of the sessions before this one (see EarlierRows).
+    earlier: EarlierRows = field(default_factory=EarlierRows)
 
     def __post_init__(self) -> None:
         sessions = pd.DataFrame({"open": [self.window.open], "close": [self.window.close]})
@@ -205,7 +252,7 @@ class StreamedSession:
         # this table too (tests/live/test_session_text.py), ~1 ms slower.
         table = raw_table(self.raw, self.file_name)
         with quiet_nodes():
-            return session_bars(table, self.instrument, data_processing, now)
+            return session_bars(table, self.instrument, data_processing, now, self.earlier)
 
 
 def features_with(
