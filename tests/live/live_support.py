@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from support import copy_project, merge
+from support import PROJECT_ROOT, copy_project, merge
 
 # Two months of history and a tiny model: trained in a few seconds.
 TRAINING: dict[str, Any] = {
@@ -27,6 +27,19 @@ TRAINING: dict[str, Any] = {
 # Monday: the session 13:30-20:00 UTC; the stored history ends on Friday 2024-05-31.
 LIVE_DAY = "2024-06-03"
 OPEN, CLOSE = "2024-06-03T13:30:00Z", "2024-06-03T20:00:00Z"
+
+
+def project_parameters(project: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """A project's parameters as `kedro run` loads them (base, soft-merged)."""
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        str(project / "conf"),
+        base_env="base",
+        default_run_env="base",
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
 
 
 def live_parameters(**live: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from live_support import project_parameters
 
 from ml_lstm.calendars import instrument_sessions
 from ml_lstm.live.bar_path import FAR
@@ -19,23 +20,10 @@ from ml_lstm.synthetic_market import SyntheticMarket, profile_from_parameters
 LOOKBACK = 8
 
 
-def _parameters() -> dict:
-    from kedro.config import OmegaConfigLoader
-    from support import PROJECT_ROOT
-
-    loader = OmegaConfigLoader(
-        str(PROJECT_ROOT / "conf"),
-        base_env="base",
-        default_run_env="base",
-        merge_strategy={"parameters": "soft"},
-    )
-    return loader["parameters"]
-
-
 @pytest.fixture(scope="module")
 def history() -> tuple[pd.DataFrame, dict, dict]:
     """Four months of the synthetic market's 15-minute bars (~2,200), through the nodes."""
-    parameters = _parameters()
+    parameters = project_parameters()
     instrument = parameters["instruments"]["nvda"]
     data_processing = {**parameters["data_processing"], "frequency": "15min"}
     market = SyntheticMarket(profile_from_parameters(instrument, 7))

@@ -5,12 +5,18 @@ and a stalled feed on the way; compared with what the batch path gives for the s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from live_support import CLOSE, LIVE_DAY, OPEN, copy_trained, live_parameters
+from live_support import (
+    CLOSE,
+    LIVE_DAY,
+    OPEN,
+    copy_trained,
+    live_parameters,
+    project_parameters,
+)
 
 from ml_lstm.calendars import utc
 from ml_lstm.live.runner import run_live
@@ -53,7 +59,7 @@ def streamed(trained, tmp_path_factory):
 @pytest.fixture(scope="module")
 def backfill(trained) -> tuple[str, dict]:
     """The session as the batch ingestion stores it (default source: the simulator)."""
-    parameters = json.loads(json.dumps(_parameters(trained)))
+    parameters = json.loads(json.dumps(project_parameters(trained)))
     instrument = parameters["instruments"]["nvda"]
     batches = list(
         fetch_minute_bars(
@@ -67,18 +73,6 @@ def backfill(trained) -> tuple[str, dict]:
     )
     partitions, ledger = batches[-1]
     return partitions[LIVE_DAY].to_csv(index=False), ledger["sessions"][LIVE_DAY]
-
-
-def _parameters(project: Path) -> dict:
-    from kedro.config import OmegaConfigLoader
-
-    loader = OmegaConfigLoader(
-        str(project / "conf"),
-        base_env="base",
-        default_run_env="base",
-        merge_strategy={"parameters": "soft"},
-    )
-    return loader["parameters"]
 
 
 def test_the_session_streamed_through_faults_is_stored_as_a_backfill_stores_it(streamed, backfill):
@@ -129,7 +123,7 @@ def test_a_start_before_the_open_sleeps_until_the_open(streamed):
 
 def test_one_prediction_per_completed_bar_equal_to_the_batch(streamed):
     project, loop = streamed
-    parameters = _parameters(project)
+    parameters = project_parameters(project)
     parameters["modelling"]["lookback"] = 8
     instrument = parameters["instruments"]["nvda"]
     dp = parameters["data_processing"]

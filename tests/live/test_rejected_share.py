@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from live_support import project_parameters
 
 from ml_lstm.backfill import SessionWindow
 from ml_lstm.calendars import instrument_sessions, utc
@@ -17,24 +18,11 @@ DAY = "2024-07-01"
 NOW = utc("2024-07-01T14:00:00Z")  # two 15-minute bars completed
 
 
-def _parameters() -> dict:
-    from kedro.config import OmegaConfigLoader
-    from support import PROJECT_ROOT
-
-    loader = OmegaConfigLoader(
-        str(PROJECT_ROOT / "conf"),
-        base_env="base",
-        default_run_env="base",
-        merge_strategy={"parameters": "soft"},
-    )
-    return loader["parameters"]
-
-
 @pytest.fixture(scope="module")
 def streamed() -> tuple[StreamedSession, pd.DataFrame, dict, dict]:
     """The session before (stored) and this session's first 30 minutes, the sixth with its
     high below its low (validation rejects it: 1 row of 30, 3%, over the 1% limit alone)."""
-    parameters = _parameters()
+    parameters = project_parameters()
     instrument = parameters["instruments"]["nvda"]
     data_processing = {**parameters["data_processing"], "frequency": "15min"}
     market = SyntheticMarket(profile_from_parameters(instrument, 7))
