@@ -256,13 +256,12 @@ class InstrumentLoop:
     async def _process(self) -> None:
         """Stores the minutes the stream has completed and predicts at each bar they complete.
 
-        Order: the bar's features and prediction are computed from the session's new
-        minutes, then the session's text goes to its atomic, locked write, and the
-        prediction row is appended only once the write has ended. So a row never exists for
-        minutes that are not stored. The write is not done in a thread: beside the
-        computation it made it ~40% slower on 2 cores, and after it the hand-over to a
-        thread and back cost more (~1.5 ms) than the write itself (~0.4 ms with its fsync).
-        Log lines wait until the rows are written (`held_logs`).
+        Order: the bar's prediction is computed from the session's new minutes, then the
+        session's text is written (atomically, locked), and the row is appended only after
+        that write, so a row never exists for unstored minutes. Not in a thread: beside the
+        computation a writing thread made it ~40% slower on 2 cores, and after it the
+        hand-over cost ~1.5 ms, more than the write (~0.4 ms with its fsync). Log lines wait
+        until the rows are written (`held_logs`).
         """
         session, feed = self._session, self.feed
         bars = feed.bars or []
