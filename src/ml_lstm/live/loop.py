@@ -14,13 +14,13 @@ import time
 import pandas as pd
 
 from ml_lstm.backfill import SessionWindow
-from ml_lstm.calendars import instrument_sessions, utc
+from ml_lstm.calendars import utc
 from ml_lstm.pipelines.inference.nodes import forecast_test_range
 
 from .bar_path import BarPredictor, Prediction, load_served_model
 from .feed import FeedFault, LiveFeed
 from .logs import held_logs
-from .session import EarlierRows, StreamedSession, bars_and_rejected, raw_text
+from .session import EarlierRows, StreamedSession, bars_and_rejected, raw_text, session_at
 from .settings import LiveSettings
 from .stats import LiveStats
 from .stopping import Stopper
@@ -106,7 +106,7 @@ class InstrumentLoop:
             await self._close_session(session.window)
         if self._past_until(now):
             return True
-        window, previous_close = self._session_at(now)
+        window, previous_close = session_at(self.instrument, now)
         if now < window.open:
             await self._sleep_until(min(window.open, self.settings.until or window.open))
             return False
@@ -137,17 +137,6 @@ class InstrumentLoop:
     def _past_until(self, now: pd.Timestamp) -> bool:
         until = self.settings.until
         return until is not None and now >= until
-
-    def _session_at(self, now: pd.Timestamp) -> tuple[SessionWindow, pd.Timestamp]:
-        """The session holding `now` or, outside sessions, the next one; and the close of
-        the session before it."""
-        sessions = instrument_sessions(
-            self.instrument, now - pd.Timedelta(days=10), now + pd.Timedelta(days=10)
-        )
-        position = int((sessions["close"] <= now).sum())
-        row = sessions.iloc[position]
-        window = SessionWindow(sessions.index[position].strftime("%Y-%m-%d"), row.open, row.close)
-        return window, sessions["close"].iloc[position - 1]
 
     async def _sleep_until(self, moment: pd.Timestamp) -> None:
         """Sleeps (feed time) until `moment`, asking TWS's time ever less often."""

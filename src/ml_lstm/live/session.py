@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ml_lstm.backfill import SessionWindow
-from ml_lstm.calendars import session_bar_starts, utc, utc_nanoseconds
+from ml_lstm.calendars import instrument_sessions, session_bar_starts, utc, utc_nanoseconds
 from ml_lstm.ib_data import bars_to_frame
 from ml_lstm.pipelines.data_processing.nodes import (
     accept_minute_bars,
@@ -138,6 +138,18 @@ def bars_and_rejected(
     gaps = locate_gaps(minutes, sessions)
     filled = fill_gaps(minutes, gaps, data_processing)
     return resample_to_session_bars(filled, sessions, data_processing), rejected
+
+
+def session_at(instrument: dict, now: pd.Timestamp) -> tuple[SessionWindow, pd.Timestamp]:
+    """The instrument's session holding `now` or, outside sessions, the next one; and the
+    close of the session before it."""
+    sessions = instrument_sessions(
+        instrument, now - pd.Timedelta(days=10), now + pd.Timedelta(days=10)
+    )
+    position = int((sessions["close"] <= now).sum())
+    row = sessions.iloc[position]
+    window = SessionWindow(sessions.index[position].strftime("%Y-%m-%d"), row.open, row.close)
+    return window, sessions["close"].iloc[position - 1]
 
 
 @dataclass
