@@ -6,6 +6,7 @@ from ml_lstm.hooks import InstrumentsHook, RunInfoHook
 from ml_lstm.instruments import UniverseConfigLoader
 from ml_lstm.runners.parallel import SharedMemoryIntermediatesHook
 from ml_lstm.tracking import TrackingHook
+from ml_lstm.warning_filters import ignore_unactionable_warnings
 
 # Kedro 1.7's config loader registers its resolvers with omegaconf's deprecated
 # register_new_resolver(): two UserWarnings per run that no user can act on, and that hide
@@ -16,6 +17,7 @@ warnings.filterwarnings(
     category=UserWarning,
     module=r"kedro\.config\.omegaconf_config",
 )
+ignore_unactionable_warnings()
 
 # TrackingHook after RunInfoHook: it tags the MLflow run with run_info's git commit.
 HOOKS = (InstrumentsHook(), RunInfoHook(), SharedMemoryIntermediatesHook(), TrackingHook())
