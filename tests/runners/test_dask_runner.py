@@ -66,11 +66,15 @@ def test_four_instruments_on_two_workers_equal_the_sequential_run(
     with cluster.client() as client:
         events = [event for when, event in client.get_events(EVENTS_TOPIC) if when >= started]
         workers = client.run(os.getpid)  # {address: pid}
+        # Four tasks, two worker threads: the other two waited on the client until a worker
+        # was free, instead of being placed on a worker (to wait there) at once.
+        assert _most_instrument_tasks_on_workers(client, started) == len(workers)
     reports = [event for event in events if "instrument" in event]
     # The scheduler's record: every instrument done once, on both workers, none of them
     # running an ingestion node.
     assert sorted(report["instrument"] for report in reports) == sorted(INSTRUMENTS)
     assert {report["worker"] for report in reports} == set(workers)
+    assert all(set(report["node_seconds"]) == set(report["nodes"]) for report in reports)
     assert not [
         name for report in reports for name in report["nodes"] if name.endswith(INGESTION_NODES)
     ]
@@ -135,6 +139,27 @@ def test_a_worker_killed_mid_run_fails_that_instrument_clearly_and_leaves_whole_
     survivor = ({"nvda", "aapl"} - {victim["instrument"]}).pop()
     assert (project / f"data/07_model_output/{survivor}/predictions.csv").is_file()
     _assert_whole_files(project / "data")
+
+
+def _most_instrument_tasks_on_workers(client, since: float) -> int:
+    """The most instrument tasks placed on workers (in Dask's `processing` state) at once,
+    from the scheduler's transition log."""
+
+    def transitions(dask_scheduler) -> list[tuple]:
+        return [
+            (entry[0], entry[1], entry[2], entry[-1]) for entry in dask_scheduler.transition_log
+        ]
+
+    changes = [
+        (when, (finish == "processing") - (start == "processing"))
+        for key, start, finish, when in client.run_on_scheduler(transitions)
+        if str(key).startswith("instrument-") and when >= since
+    ]
+    held = most = 0
+    for _, change in sorted(changes):
+        held += change
+        most = max(most, held)
+    return most
 
 
 def _copy_raw(source, target, instruments: list[str]) -> None:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,14 @@ def _run_local(
 
 
 class _Submitter:
-    """Submits one instrument task per call and gathers their outcomes."""
+    """Hands instrument tasks to the cluster, no more at a time than its workers have
+    threads, and gathers their outcomes.
+
+    A task waits here until a thread is free, so whichever worker finishes first takes the
+    next one. Submitted all at once, each task is placed on a worker straight away (Dask
+    queues only large groups of like tasks), and a worker that finished early waited,
+    seconds at a time, for work stealing to move a task queued on the other one.
+    """
 
     def __init__(
         self, client: Any, catalog: Any, run_id: str, is_async: bool, threads: dict[str, int]
@@ -221,46 +229,83 @@ class _Submitter:
         self._is_async = is_async
         self._threads = threads
         self._futures: dict[str, Any] = {}
+        self._waiting: deque[tuple[str, list[Any]]] = deque()
+        # Tasks are handed over from this thread and from Dask's callback thread.
+        self._lock = threading.Lock()
 
     def __call__(self, instrument: str, nodes: list[Any]) -> None:
+        with self._lock:
+            self._waiting.append((instrument, nodes))
+        self._hand_over()
+
+    def _hand_over(self, _finished: Any = None) -> None:
+        """Submits waiting tasks while the cluster has free threads (at least one task runs,
+        so a run waits for a worker to join rather than for nothing)."""
         from kedro.framework.project import PACKAGE_NAME
 
-        self._futures[instrument] = self.client.submit(
-            run_instrument,
-            instrument,
-            nodes,
-            self._catalog,
-            self.run_id,
-            self._is_async,
-            PACKAGE_NAME,
-            self._threads,
-            key=f"instrument-{instrument}-{self.run_id}",
-            pure=False,
-        )
+        with self._lock:
+            if not self._waiting:  # nothing to hand over (nor a cluster to ask, at the end)
+                return
+            running = sum(not future.done() for future in self._futures.values())
+            free = max(1, sum(self.client.nthreads().values())) - running
+            while free > 0 and self._waiting:
+                instrument, nodes = self._waiting.popleft()
+                future = self.client.submit(
+                    run_instrument,
+                    instrument,
+                    nodes,
+                    self._catalog,
+                    self.run_id,
+                    self._is_async,
+                    PACKAGE_NAME,
+                    self._threads,
+                    key=f"instrument-{instrument}-{self.run_id}",
+                    pure=False,
+                )
+                self._futures[instrument] = future
+                future.add_done_callback(self._hand_over)
+                free -= 1
 
     def wait_all(self, log: logging.Logger) -> tuple[list[dict], dict[str, BaseException]]:
-        from distributed import as_completed
+        """Every task's report, or its error, in the order they finish."""
+        from distributed import wait
 
-        reports, errors = [], {}
-        instrument_of = {future.key: name for name, future in self._futures.items()}
-        for future in as_completed(list(self._futures.values())):
-            instrument = instrument_of[future.key]
-            try:
-                report = future.result()
-            except Exception as error:
-                errors[instrument] = _explained(error, instrument, self.run_id, self.client)
-                log.error("Instrument %s failed: %s", instrument, errors[instrument])
+        reports, errors, handled = [], {}, set()
+        while True:
+            with self._lock:
+                outstanding = {n: f for n, f in self._futures.items() if n not in handled}
+                waiting = bool(self._waiting)
+            if not outstanding:
+                if not waiting:
+                    return reports, errors
+                self._hand_over()  # a task just ended before its callback handed over more
                 continue
-            reports.append(report)
-            log.info(
-                "Instrument %s: %d nodes on %s in %.1f s (worker peak memory %.0f MiB).",
-                instrument,
-                len(report["nodes"]),
-                report["worker"],
-                report["seconds"],
-                report["peak_rss_bytes"] / 2**20,
-            )
-        return reports, errors
+            finished = [name for name, future in outstanding.items() if future.done()]
+            if not finished:
+                wait(list(outstanding.values()), return_when="FIRST_COMPLETED")
+                continue
+            for instrument in finished:
+                handled.add(instrument)
+                self._gather(instrument, outstanding[instrument], reports, errors, log)
+
+    def _gather(
+        self, instrument: str, future: Any, reports: list, errors: dict, log: logging.Logger
+    ) -> None:
+        try:
+            report = future.result()
+        except Exception as error:
+            errors[instrument] = _explained(error, instrument, self.run_id, self.client)
+            log.error("Instrument %s failed: %s", instrument, errors[instrument])
+            return
+        reports.append(report)
+        log.info(
+            "Instrument %s: %d nodes on %s in %.1f s (worker peak memory %.0f MiB).",
+            instrument,
+            len(report["nodes"]),
+            report["worker"],
+            report["seconds"],
+            report["peak_rss_bytes"] / 2**20,
+        )
 
 
 def _explained(error: BaseException, instrument: str, run_id: str, client: Any) -> BaseException:

@@ -41,8 +41,10 @@ def run_instrument(
     key = [METADATA_ROOT, run_id, instrument]
     _refuse_second_attempt(instrument, client.get_metadata(key, default=None))
     started, cpu_started = time.time(), time.process_time()
+    node_seconds = {}
     for node in nodes:
         client.set_metadata(key, {"node": node.name, "worker": worker.address, "pid": os.getpid()})
+        node_started = time.perf_counter()
         try:
             Task(
                 node=node,
@@ -56,11 +58,13 @@ def run_instrument(
                 f"Node '{node.name}' of instrument '{instrument}' failed on worker "
                 f"{worker.address}: {type(error).__name__}: {error}"
             ) from error
+        node_seconds[node.name] = round(time.perf_counter() - node_started, 3)
     report = {
         "instrument": instrument,
         "worker": worker.address,
         "pid": os.getpid(),
         "nodes": [node.name for node in nodes],
+        "node_seconds": node_seconds,
         "start": started,
         "end": time.time(),
         "seconds": time.time() - started,
