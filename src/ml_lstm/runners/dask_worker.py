@@ -9,9 +9,12 @@ import os
 import random
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from kedro.runner.task import Task
+
+from ml_lstm.forecasting.trained_graphs import released_training_graphs
 
 # The scheduler's event topic with one record per instrument task (worker, nodes, memory);
 # `Client.get_events(EVENTS_TOPIC)` lists them, and the tests read them there.
@@ -42,23 +45,29 @@ def run_instrument(
     _refuse_second_attempt(instrument, client.get_metadata(key, default=None))
     started, cpu_started = time.time(), time.process_time()
     node_seconds = {}
-    for node in nodes:
-        client.set_metadata(key, {"node": node.name, "worker": worker.address, "pid": os.getpid()})
-        node_started = time.perf_counter()
-        try:
-            Task(
-                node=node,
-                catalog=catalog,
-                hook_manager=hook_manager,
-                is_async=is_async,
-                run_id=run_id,
-            ).execute()
-        except Exception as error:
-            raise InstrumentRunError(
-                f"Node '{node.name}' of instrument '{instrument}' failed on worker "
-                f"{worker.address}: {type(error).__name__}: {error}"
-            ) from error
-        node_seconds[node.name] = round(time.perf_counter() - node_started, 3)
+    # A worker serves run after run: the graphs TensorFlow keeps per trained model are
+    # released after each task, where no other task runs beside it (one thread).
+    alone = worker.state.nthreads == 1
+    with released_training_graphs() if alone else nullcontext():
+        for node in nodes:
+            client.set_metadata(
+                key, {"node": node.name, "worker": worker.address, "pid": os.getpid()}
+            )
+            node_started = time.perf_counter()
+            try:
+                Task(
+                    node=node,
+                    catalog=catalog,
+                    hook_manager=hook_manager,
+                    is_async=is_async,
+                    run_id=run_id,
+                ).execute()
+            except Exception as error:
+                raise InstrumentRunError(
+                    f"Node '{node.name}' of instrument '{instrument}' failed on worker "
+                    f"{worker.address}: {type(error).__name__}: {error}"
+                ) from error
+            node_seconds[node.name] = round(time.perf_counter() - node_started, 3)
     report = {
         "instrument": instrument,
         "worker": worker.address,
