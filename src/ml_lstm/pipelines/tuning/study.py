@@ -19,6 +19,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from ml_lstm.forecasting.trained_graphs import released_training_graphs
+
 from .objective import evaluate_config
 from .search_space import check_space, modelling_for, suggest
 
@@ -119,9 +121,12 @@ def objective(search: pd.DataFrame, modelling: dict, tuning: dict, feature_list:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"fold {fold + 1}, epoch {epoch + 1}: {value:.4f}")
 
-        result = evaluate_config(
-            search, modelling_for(choices, modelling, tuning["space"]), tuning, seed, on_epoch
-        )
+        # Trials run one after another in this process: each trial's models leave no
+        # traced graph behind for the rest of the search.
+        with released_training_graphs():
+            result = evaluate_config(
+                search, modelling_for(choices, modelling, tuning["space"]), tuning, seed, on_epoch
+            )
         for key, value in result.items():
             if key != "relative_mae":
                 trial.set_user_attr(key, value)
