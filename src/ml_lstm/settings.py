@@ -1,22 +1,12 @@
 """Project settings. https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
-import warnings
-
 from ml_lstm.hooks import InstrumentsHook, RunInfoHook
 from ml_lstm.instruments import UniverseConfigLoader
 from ml_lstm.runners.parallel import SharedMemoryIntermediatesHook
 from ml_lstm.tracking import TrackingHook
 from ml_lstm.warning_filters import ignore_unactionable_warnings
 
-# Kedro 1.7's config loader registers its resolvers with omegaconf's deprecated
-# register_new_resolver(): two UserWarnings per run that no user can act on, and that hide
-# real warnings. Only that message, only from Kedro's config module, is silenced.
-warnings.filterwarnings(
-    "ignore",
-    message=r"register_new_resolver\(\) is deprecated",
-    category=UserWarning,
-    module=r"kedro\.config\.omegaconf_config",
-)
+# Warnings nobody can act on (also silenced before plugins load: see warning_filters).
 ignore_unactionable_warnings()
 
 # TrackingHook after RunInfoHook: it tags the MLflow run with run_info's git commit.

@@ -27,6 +27,15 @@ _FILTER = _Unactionable()
 
 
 def ignore_unactionable_warnings() -> None:
+    # Kedro 1.7's config loader registers its resolvers with omegaconf's deprecated
+    # register_new_resolver(): two UserWarnings per run that hide real warnings. Only that
+    # message, only from Kedro's config module.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"register_new_resolver\(\) is deprecated",
+        category=UserWarning,
+        module=r"kedro\.config\.omegaconf_config",
+    )
     for text in UNACTIONABLE:
         warnings.filterwarnings("ignore", message=f".*{re.escape(text)}", category=UserWarning)
     # MLflow shows its warnings with a "once" filter of its own in front of ours; Kedro's
